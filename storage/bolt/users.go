@@ -1,0 +1,84 @@
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/dingbridge/dingbridge/storage"
+)
+
+// UpsertUser runs on every login, so it is batched: update may be called more than
+// once and must depend only on the user it is given. The user is stored under
+// subject; update may leave Subject empty (it is filled in) but may not change it.
+func (s *Storage) UpsertUser(ctx context.Context, subject string, update func(u storage.User, found bool) (storage.User, error)) (storage.User, error) {
+	var stored storage.User
+	var answer error
+	err := s.batch(ctx, func(tx *bbolt.Tx) error {
+		stored, answer = storage.User{}, nil
+		b := tx.Bucket([]byte(bucketUsers))
+		var u storage.User
+		found, err := get(b, subject, &u)
+		if err != nil {
+			return err
+		}
+		if u, answer = update(u, found); answer != nil {
+			return nil
+		}
+		if u.Subject == "" {
+			u.Subject = subject
+		}
+		if u.Subject != subject {
+			answer = errors.New("update changed the subject")
+			return nil
+		}
+		u = utcUser(u)
+		if err := put(b, subject, u); err != nil {
+			return err
+		}
+		stored = u
+		return nil
+	})
+	if err := wrap("upsert user", err, answer); err != nil {
+		return storage.User{}, err
+	}
+	return stored, nil
+}
+
+// GetUser returns the user, or storage.ErrNotFound.
+func (s *Storage) GetUser(ctx context.Context, subject string) (storage.User, error) {
+	var u storage.User
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		ok, err := get(tx.Bucket([]byte(bucketUsers)), subject, &u)
+		if err == nil && !ok {
+			err = storage.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return storage.User{}, fmt.Errorf("bolt: get user: %w", err)
+	}
+	return u, nil
+}
+
+// ListUsers returns every user, ordered by subject.
+func (s *Storage) ListUsers(ctx context.Context) ([]storage.User, error) {
+	var users []storage.User
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte(bucketUsers)).ForEach(func(_, v []byte) error {
+			var u storage.User
+			if err := json.Unmarshal(v, &u); err != nil {
+				return err
+			}
+			users = append(users, u)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: list users: %w", err)
+	}
+	return users, nil
+}

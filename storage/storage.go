@@ -1,0 +1,237 @@
+// Package storage defines what dingbridge keeps: the records and one interface over them.
+//
+// The interface is deliberately plain — records in, records out, a few atomic
+// operations where the protocol needs them (single use, compare-and-swap). Protocol
+// decisions (what a token means, who may have one) live in package op. Every
+// backend must pass storagetest.Run.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+var (
+	// ErrNotFound: no such record, or it has expired.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrAlreadyExists: a record with that ID is already stored.
+	ErrAlreadyExists = errors.New("storage: already exists")
+	// ErrAlreadyUsed: a single-use record (an authorization code) was claimed before.
+	ErrAlreadyUsed = errors.New("storage: already used")
+)
+
+// Storage is everything dingbridge persists. Implementations are safe for concurrent
+// use. Get*, Update*, Claim*/Consume* and the token IssueTokens replaces treat a
+// record whose Expiry has passed as absent (ErrNotFound) even before the sweeper
+// removed it. Create* of a taken ID stores nothing and returns ErrAlreadyExists.
+//
+// Update callbacks (UpdateClient, UpdateAuthRequest, UpsertUser, UpdateKeySet) may
+// run more than once and on another goroutine: they must be pure functions of their
+// argument, and may not change the record's ID or subject.
+// storagetest.Run states the rest of the contract as tests.
+type Storage interface {
+	// Clients registered by the admin CLI (static clients from config never reach storage).
+	CreateClient(ctx context.Context, c Client) error
+	GetClient(ctx context.Context, id string) (Client, error)
+	ListClients(ctx context.Context) ([]Client, error)
+	// UpdateClient applies update atomically to the stored client.
+	UpdateClient(ctx context.Context, id string, update func(Client) (Client, error)) error
+	DeleteClient(ctx context.Context, id string) error
+
+	// Authorization requests, from /authorize until the code is exchanged.
+	CreateAuthRequest(ctx context.Context, a AuthRequest) error
+	GetAuthRequest(ctx context.Context, id string) (AuthRequest, error)
+	UpdateAuthRequest(ctx context.Context, id string, update func(AuthRequest) (AuthRequest, error)) error
+	DeleteAuthRequest(ctx context.Context, id string) error
+
+	// Authorization codes. GetAuthCode reads without claiming. ClaimAuthCode marks
+	// the code used and returns it; a second claim returns the record together with
+	// ErrAlreadyUsed, so the caller can revoke what the first use issued (the grant
+	// of a code's tokens is its AuthRequestID).
+	CreateAuthCode(ctx context.Context, c AuthCode) error
+	GetAuthCode(ctx context.Context, id string) (AuthCode, error)
+	ClaimAuthCode(ctx context.Context, id string) (AuthCode, error)
+
+	// Tokens. IssueTokens stores an access token and, if refresh is not nil, a refresh
+	// token, in one transaction. If replaces is not empty it names the refresh token
+	// being rotated: it is deleted in the same transaction, and if it is already gone
+	// nothing is stored and ErrNotFound is returned (two concurrent refreshes with the
+	// same token: one wins).
+	IssueTokens(ctx context.Context, access AccessToken, refresh *RefreshToken, replaces string) error
+	GetAccessToken(ctx context.Context, id string) (AccessToken, error)
+	GetRefreshToken(ctx context.Context, id string) (RefreshToken, error)
+	DeleteAccessToken(ctx context.Context, id string) error
+	DeleteRefreshToken(ctx context.Context, id string) error
+	// RevokeGrant deletes every access and refresh token whose GrantID is grantID.
+	RevokeGrant(ctx context.Context, grantID string) error
+
+	// Users, one per upstream identity, keyed by subject.
+	// UpsertUser calls update with the stored user (found=false and a zero User if
+	// there is none) and stores what it returns, atomically.
+	UpsertUser(ctx context.Context, subject string, update func(u User, found bool) (User, error)) (User, error)
+	GetUser(ctx context.Context, subject string) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+
+	// Upstream login states: created when a person is sent to DingTalk, consumed
+	// (deleted and returned, once) when DingTalk sends them back.
+	CreateUpstreamState(ctx context.Context, s UpstreamState) error
+	ConsumeUpstreamState(ctx context.Context, id string) (UpstreamState, error)
+
+	// Keys: the whole set is read and replaced atomically, so two processes
+	// rotating at once cannot both win.
+	GetKeySet(ctx context.Context) (KeySet, error)
+	// UpdateKeySet calls update with the stored set (zero KeySet if none) and stores
+	// the result atomically; if update returns an error nothing is stored. The
+	// callback increments Version when it changes anything.
+	UpdateKeySet(ctx context.Context, update func(KeySet) (KeySet, error)) error
+
+	// GarbageCollect removes every record whose Expiry is before now.
+	GarbageCollect(ctx context.Context, now time.Time) (GCResult, error)
+	// Ping reports whether the storage can serve requests.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Client is an OAuth client registered at runtime.
+type Client struct {
+	ID                     string        `json:"id"`
+	Name                   string        `json:"name"`
+	SecretHash             string        `json:"secretHash,omitempty"` // bcrypt; empty for public clients
+	Public                 bool          `json:"public,omitempty"`
+	RedirectURIs           []string      `json:"redirectURIs"`
+	PostLogoutRedirectURIs []string      `json:"postLogoutRedirectURIs,omitempty"`
+	GrantTypes             []string      `json:"grantTypes,omitempty"` // empty: authorization_code and refresh_token
+	Scopes                 []string      `json:"scopes,omitempty"`     // extra scopes beyond the standard ones
+	IDTokenLifetime        time.Duration `json:"idTokenLifetime,omitempty"`
+	AccessTokenLifetime    time.Duration `json:"accessTokenLifetime,omitempty"`
+	CreatedAt              time.Time     `json:"createdAt"`
+	UpdatedAt              time.Time     `json:"updatedAt"`
+}
+
+// AuthRequest is one /authorize request, as validated by the provider.
+type AuthRequest struct {
+	ID                  string    `json:"id"`
+	ClientID            string    `json:"clientID"`
+	RedirectURI         string    `json:"redirectURI"`
+	Scopes              []string  `json:"scopes"`
+	State               string    `json:"state,omitempty"`
+	Nonce               string    `json:"nonce,omitempty"`
+	ResponseType        string    `json:"responseType"`
+	ResponseMode        string    `json:"responseMode,omitempty"`
+	CodeChallenge       string    `json:"codeChallenge,omitempty"`
+	CodeChallengeMethod string    `json:"codeChallengeMethod,omitempty"`
+	Prompt              []string  `json:"prompt,omitempty"`
+	MaxAge              *uint     `json:"maxAge,omitempty"`
+	UILocales           []string  `json:"uiLocales,omitempty"`
+	LoginHint           string    `json:"loginHint,omitempty"`
+	HintSubject         string    `json:"hintSubject,omitempty"` // subject of a valid id_token_hint
+	CreatedAt           time.Time `json:"createdAt"`
+	Expiry              time.Time `json:"expiry"`
+
+	// Set when the person has logged in upstream.
+	Done        bool      `json:"done,omitempty"`
+	Subject     string    `json:"subject,omitempty"`
+	AuthTime    time.Time `json:"authTime,omitzero"`
+	AMR         []string  `json:"amr,omitempty"`
+	ConnectorID string    `json:"connectorID,omitempty"`
+}
+
+// AuthCode is an issued authorization code. ID is a hash of the code, never the code.
+type AuthCode struct {
+	ID            string    `json:"id"`
+	AuthRequestID string    `json:"authRequestID"`
+	ClientID      string    `json:"clientID"`
+	ClaimedAt     time.Time `json:"claimedAt,omitzero"`
+	Expiry        time.Time `json:"expiry"`
+}
+
+// AccessToken is the server side of an opaque access token.
+type AccessToken struct {
+	ID        string    `json:"id"`
+	GrantID   string    `json:"grantID"` // ties together every token one login produced
+	ClientID  string    `json:"clientID"`
+	Subject   string    `json:"subject"`
+	Scopes    []string  `json:"scopes"`
+	Audience  []string  `json:"audience"`
+	CreatedAt time.Time `json:"createdAt"`
+	Expiry    time.Time `json:"expiry"`
+}
+
+// RefreshToken is the server side of a refresh token. ID is a hash of the token.
+type RefreshToken struct {
+	ID          string    `json:"id"`
+	GrantID     string    `json:"grantID"`
+	ClientID    string    `json:"clientID"`
+	Subject     string    `json:"subject"`
+	Scopes      []string  `json:"scopes"`
+	Audience    []string  `json:"audience"`
+	AMR         []string  `json:"amr,omitempty"`
+	AuthTime    time.Time `json:"authTime"`
+	ConnectorID string    `json:"connectorID,omitempty"`
+	CreatedAt   time.Time `json:"createdAt"`
+	Expiry      time.Time `json:"expiry"`
+}
+
+// User is one person as DingTalk identified them, keyed by Subject.
+type User struct {
+	Subject     string    `json:"subject"`
+	ConnectorID string    `json:"connectorID"`
+	UnionID     string    `json:"unionID,omitempty"`
+	OpenID      string    `json:"openID,omitempty"`
+	UserID      string    `json:"userID,omitempty"` // the organisation's staff id
+	CorpID      string    `json:"corpID,omitempty"`
+	Nick        string    `json:"nick,omitempty"`
+	AvatarURL   string    `json:"avatarURL,omitempty"`
+	Email       string    `json:"email,omitempty"`
+	Phone       string    `json:"phone,omitempty"` // E.164
+	FirstLogin  time.Time `json:"firstLogin"`
+	LastLogin   time.Time `json:"lastLogin"`
+	Disabled    bool      `json:"disabled,omitempty"`
+}
+
+// UpstreamState binds a DingTalk round trip to the pending auth request and to the
+// browser that started it. ID and BrowserBinding are hashes, never the raw values.
+type UpstreamState struct {
+	ID             string    `json:"id"`
+	AuthRequestID  string    `json:"authRequestID"`
+	ConnectorID    string    `json:"connectorID"`
+	BrowserBinding string    `json:"browserBinding"`
+	Expiry         time.Time `json:"expiry"`
+}
+
+// KeySet is the provider's key material.
+type KeySet struct {
+	// SigningKeys, any order; package keys decides which one signs.
+	SigningKeys []SigningKey `json:"signingKeys"`
+	// TokenKey encrypts opaque access tokens and codes (32 bytes).
+	TokenKey []byte `json:"tokenKey,omitempty"`
+	// Version increases on every update; useful to see whether anything changed.
+	Version uint64 `json:"version"`
+}
+
+// SigningKey is one asymmetric key pair, the private half as a JWK (JSON).
+type SigningKey struct {
+	ID         string    `json:"id"` // kid
+	Algorithm  string    `json:"alg"`
+	PrivateJWK []byte    `json:"privateJWK"`
+	CreatedAt  time.Time `json:"createdAt"`
+	// NotBefore: the key is published from CreatedAt but signs only from NotBefore.
+	NotBefore time.Time `json:"notBefore"`
+	// RetiredAt: zero while the key may sign; once set, the key only verifies.
+	RetiredAt time.Time `json:"retiredAt,omitzero"`
+	// Expiry: after it the key is no longer published (every token it signed has expired).
+	Expiry time.Time `json:"expiry,omitzero"`
+}
+
+// GCResult counts what GarbageCollect removed.
+type GCResult struct {
+	AuthRequests   int
+	AuthCodes      int
+	AccessTokens   int
+	RefreshTokens  int
+	UpstreamStates int
+}
+
+// IsZero reports whether nothing was removed.
+func (r GCResult) IsZero() bool { return r == GCResult{} }
