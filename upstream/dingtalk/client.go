@@ -1,0 +1,282 @@
+// Package dingtalk logs people in with DingTalk (钉钉).
+//
+// Client is a small typed client for the DingTalk HTTP APIs, on net/http; Connector
+// (oauth2.go) is the upstream.Connector for today's OAuth2 login at login.dingtalk.com.
+// The wire facts are in shared/dingtalk-api.md; package dingtalktest is a fake DingTalk.
+//
+// Errors never contain the app secret, authorization codes or tokens; they do contain
+// DingTalk's request id, which DingTalk support asks for.
+package dingtalk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/dingbridge/dingbridge/upstream"
+)
+
+// DingTalk's public hosts, and the defaults of a Client.
+const (
+	DefaultLoginURL = "https://login.dingtalk.com"
+	DefaultAPIURL   = "https://api.dingtalk.com"
+	DefaultOAPIURL  = "https://oapi.dingtalk.com"
+	// DefaultTimeout bounds each DingTalk call, from sending the request to reading the answer.
+	DefaultTimeout = 10 * time.Second
+)
+
+// maxResponseBytes caps what we read of any answer; real ones are a few hundred bytes.
+const maxResponseBytes = 1 << 20
+
+// Endpoints are the base URLs of DingTalk's three hosts, configurable so that tests and
+// `dingbridge dev` can point at the fake. An empty field means DingTalk's public host.
+type Endpoints struct {
+	Login string // browser pages (authorize, consent): login.dingtalk.com
+	API   string // the new JSON API (/v1.0/...): api.dingtalk.com
+	OAPI  string // the old API (errcode style; legacy and in-app flows): oapi.dingtalk.com
+}
+
+func (e Endpoints) withDefaults() (Endpoints, error) {
+	var err error
+	fields := []struct {
+		name string
+		val  *string
+		def  string
+	}{{"Login", &e.Login, DefaultLoginURL}, {"API", &e.API, DefaultAPIURL}, {"OAPI", &e.OAPI, DefaultOAPIURL}}
+	for _, f := range fields {
+		if *f.val == "" {
+			*f.val = f.def
+			continue
+		}
+		if *f.val, err = baseURL(*f.val); err != nil {
+			return Endpoints{}, fmt.Errorf("dingtalk config: Endpoints.%s: %w", f.name, err)
+		}
+	}
+	return e, nil
+}
+
+// baseURL checks an absolute http(s) URL without query and drops a trailing slash.
+func baseURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%q is not an absolute http(s) URL without query", raw)
+	}
+	return strings.TrimRight(raw, "/"), nil
+}
+
+// ClientConfig is what a Client needs: one DingTalk app and where DingTalk is.
+type ClientConfig struct {
+	ClientID     string // the app's Client ID (AppKey)
+	ClientSecret string // the app's Client Secret (AppSecret)
+	Endpoints    Endpoints
+	HTTPClient   *http.Client  // nil: a client using http.DefaultTransport
+	Timeout      time.Duration // per call; 0: DefaultTimeout
+}
+
+// Client calls DingTalk for one app. It is safe for concurrent use.
+type Client struct {
+	clientID     string
+	clientSecret string
+	endpoints    Endpoints
+	http         *http.Client
+	timeout      time.Duration
+}
+
+// NewClient checks cfg; its errors name the field at fault.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if cfg.ClientID == "" {
+		return nil, errors.New("dingtalk config: ClientID is empty")
+	}
+	if cfg.ClientSecret == "" {
+		return nil, errors.New("dingtalk config: ClientSecret is empty")
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("dingtalk config: Timeout %s is negative", cfg.Timeout)
+	}
+	endpoints, err := cfg.Endpoints.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		clientID:     cfg.ClientID,
+		clientSecret: cfg.ClientSecret,
+		endpoints:    endpoints,
+		http:         cfg.HTTPClient,
+		timeout:      cfg.Timeout,
+	}
+	if c.http == nil {
+		c.http = &http.Client{}
+	}
+	if c.timeout == 0 {
+		c.timeout = DefaultTimeout
+	}
+	return c, nil
+}
+
+// Endpoints returns the base URLs the client uses, defaults filled in.
+func (c *Client) Endpoints() Endpoints { return c.endpoints }
+
+// UserToken is a user's access token from POST /v1.0/oauth2/userAccessToken.
+// Its String method hides the tokens, so printing one cannot leak them.
+type UserToken struct {
+	AccessToken  string
+	RefreshToken string
+	ExpiresIn    time.Duration // "expireIn" on the wire; 7200 s in practice
+	CorpID       string        // the organisation picked at login; only with scope "corpid"
+}
+
+func (t UserToken) String() string {
+	return fmt.Sprintf("UserToken{AccessToken:[redacted] RefreshToken:[redacted] ExpiresIn:%s CorpID:%s}", t.ExpiresIn, t.CorpID)
+}
+
+// GoString keeps %#v from printing the tokens too.
+func (t UserToken) GoString() string { return t.String() }
+
+// UserAccessToken exchanges the authCode from the login redirect for a user access
+// token. A used, expired or unknown code gives an error matching upstream.ErrLoginExpired.
+func (c *Client) UserAccessToken(ctx context.Context, code string) (UserToken, error) {
+	const path = "/v1.0/oauth2/userAccessToken"
+	if code == "" {
+		return UserToken{}, fmt.Errorf("POST %s: empty code", path)
+	}
+	request := struct {
+		ClientID     string `json:"clientId"`
+		ClientSecret string `json:"clientSecret"`
+		Code         string `json:"code"`
+		GrantType    string `json:"grantType"`
+	}{c.clientID, c.clientSecret, code, "authorization_code"}
+	var answer struct {
+		AccessToken  string `json:"accessToken"`
+		RefreshToken string `json:"refreshToken"`
+		ExpireIn     int64  `json:"expireIn"`
+		CorpID       string `json:"corpId"`
+	}
+	requestID, err := c.callAPI(ctx, http.MethodPost, path, nil, request, &answer, code)
+	if err != nil {
+		return UserToken{}, err
+	}
+	if answer.AccessToken == "" {
+		return UserToken{}, fmt.Errorf("POST %s: answer has no accessToken%s", path, requestIDSuffix("requestid", requestID))
+	}
+	return UserToken{
+		AccessToken:  answer.AccessToken,
+		RefreshToken: answer.RefreshToken,
+		ExpiresIn:    time.Duration(answer.ExpireIn) * time.Second,
+		CorpID:       answer.CorpID,
+	}, nil
+}
+
+// Me is the person owning a user access token, from GET /v1.0/contact/users/me.
+// Mobile and StateCode come only if the app has the Contact.User.mobile permission.
+type Me struct {
+	Nick      string `json:"nick"`
+	AvatarURL string `json:"avatarUrl"`
+	Mobile    string `json:"mobile"`
+	StateCode string `json:"stateCode"` // country calling code, e.g. "86"
+	OpenID    string `json:"openId"`    // stable within one app
+	UnionID   string `json:"unionId"`   // stable across one developer's apps
+	Email     string `json:"email"`
+	Visitor   bool   `json:"visitor"`
+}
+
+// Me reads the profile of the person owning accessToken. The app needs the
+// Contact.User.Read permission. An answer without unionId is an error: it is the key
+// every dingbridge user record hangs on.
+func (c *Client) Me(ctx context.Context, accessToken string) (Me, error) {
+	const path = "/v1.0/contact/users/me"
+	header := http.Header{"x-acs-dingtalk-access-token": {accessToken}}
+	var me Me
+	requestID, err := c.callAPI(ctx, http.MethodGet, path, header, nil, &me, accessToken)
+	if err != nil {
+		return Me{}, err
+	}
+	if me.UnionID == "" {
+		return Me{}, fmt.Errorf("GET %s: answer has no unionId%s", path, requestIDSuffix("requestid", requestID))
+	}
+	return me, nil
+}
+
+// callAPI sends one request to api.dingtalk.com and decodes a 2xx answer into out.
+// sensitive lists values besides the client secret that must not reach an error.
+// Errors start with the method and path; requestID is DingTalk's, if it sent one.
+func (c *Client) callAPI(ctx context.Context, method, path string, header http.Header, in, out any, sensitive ...string) (requestID string, err error) {
+	var body []byte
+	if in != nil {
+		if body, err = json.Marshal(in); err != nil {
+			return "", fmt.Errorf("%s %s: encode request: %w", method, path, err)
+		}
+	}
+	raw, err := c.roundTrip(ctx, method, c.endpoints.API+path, header, body)
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	requestID = raw.Header.Get("x-acs-request-id")
+	if err := decodeAPI(raw, out, append(sensitive, c.clientSecret)); err != nil {
+		return requestID, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	return requestID, nil
+}
+
+// roundTrip sends one request under the per-call timeout and reads the whole answer.
+// The oapi flows will use it too, with decodeOAPI instead of decodeAPI.
+func (c *Client) roundTrip(ctx context.Context, method, rawURL string, header http.Header, body []byte) (rawResponse, error) {
+	callCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(callCtx, method, rawURL, bytes.NewReader(body))
+	if err != nil {
+		return rawResponse{}, fmt.Errorf("build request: %w", err)
+	}
+	for name, values := range header {
+		req.Header[name] = values // DingTalk documents lower-case names; keep them as given
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return rawResponse{}, c.transportError(ctx, callCtx, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return rawResponse{}, c.transportError(ctx, callCtx, err)
+	}
+	if len(data) > maxResponseBytes {
+		return rawResponse{}, fmt.Errorf("HTTP %d answer is larger than %d bytes%s",
+			resp.StatusCode, maxResponseBytes, requestIDSuffix("requestid", resp.Header.Get("x-acs-request-id")))
+	}
+	return rawResponse{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
+}
+
+// transportError classifies a failure to get an answer at all. Timeouts (ours or the
+// caller's deadline) and network errors are upstream.ErrUnavailable; a caller that gave
+// up (ctx cancelled: the browser went away) is not DingTalk's fault and stays a plain
+// context.Canceled.
+func (c *Client) transportError(ctx, callCtx context.Context, err error) error {
+	// *url.Error repeats the URL, and the oapi flows carry tokens in the query.
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		err = urlErr.Err
+	}
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		return fmt.Errorf("caller gave up: %w", ctx.Err())
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%w: no answer before the caller's deadline: %w", upstream.ErrUnavailable, context.DeadlineExceeded)
+	case errors.Is(callCtx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%w: no answer in time (timeout %s): %w", upstream.ErrUnavailable, c.timeout, context.DeadlineExceeded)
+	}
+	return fmt.Errorf("%w: %w", upstream.ErrUnavailable, err)
+}

@@ -1,0 +1,190 @@
+package dingtalktest
+
+import (
+	"embed"
+	"html/template"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+func parsePages() *template.Template {
+	return template.Must(template.New("").Funcs(template.FuncMap{
+		// DingTalk's default avatar shows the last two characters of the name.
+		"initials": func(nick string) string {
+			r := []rune(nick)
+			return string(r[max(0, len(r)-2):])
+		},
+	}).ParseFS(templateFS, "templates/*.html"))
+}
+
+// authRequest is a checked GET or POST to /oauth2/auth.
+type authRequest struct {
+	app         App
+	redirectURI string
+	state       string
+	scope       string
+	wantsCorpID bool // scope has corpid: bind the person's organisation to the code
+	params      url.Values
+}
+
+// problem is why an authorize request is refused, for the person reading the page.
+type problem struct{ ZH, EN string }
+
+// authorize is login.dingtalk.com/oauth2/auth: GET shows the page (or answers at
+// once under AutoApprove/AutoDeny), POST is a button pressed on it. Both check the
+// whole request; a bad one gets an error page, never a redirect (doc §2.1, §6.1).
+func (f *Fake) authorize(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		f.showProblems(w, []problem{{"请求无法解析", "the request cannot be parsed"}})
+		return
+	}
+	req, problems := f.checkAuthRequest(r.Form)
+	if len(problems) > 0 {
+		f.showProblems(w, problems)
+		return
+	}
+	if r.Method == http.MethodGet {
+		f.mu.Lock()
+		autoApprove, autoDeny := f.autoApprove, f.autoDeny
+		f.mu.Unlock()
+		switch {
+		case autoDeny:
+			f.deny(w, r, req)
+		case autoApprove != "":
+			f.approve(w, r, req, autoApprove)
+		default:
+			f.showLoginPage(w, req)
+		}
+		return
+	}
+	if r.PostForm.Get("deny") != "" {
+		f.deny(w, r, req)
+		return
+	}
+	f.approve(w, r, req, r.PostForm.Get("unionId"))
+}
+
+func (f *Fake) checkAuthRequest(params url.Values) (authRequest, []problem) {
+	req := authRequest{
+		redirectURI: params.Get("redirect_uri"),
+		state:       params.Get("state"),
+		scope:       params.Get("scope"),
+		params:      params,
+	}
+	var problems []problem
+	clientID := params.Get("client_id")
+	app, known := f.apps[clientID]
+	req.app = app
+	if !known {
+		problems = append(problems, problem{"应用不存在：client_id " + quote(clientID), "unknown client_id " + quote(clientID)})
+	} else if !slices.Contains(app.RedirectURIs, req.redirectURI) {
+		problems = append(problems, problem{"redirect_uri " + quote(req.redirectURI) + " 未在应用的回调地址中登记",
+			"redirect_uri " + quote(req.redirectURI) + " is not registered for this app"})
+	}
+	if rt := params.Get("response_type"); rt != "code" {
+		problems = append(problems, problem{"response_type 必须是 code（收到 " + quote(rt) + "）",
+			"response_type must be code, got " + quote(rt)})
+	}
+	scopes := strings.Fields(req.scope)
+	if !slices.Contains(scopes, "openid") {
+		problems = append(problems, problem{"scope 必须包含 openid（收到 " + quote(req.scope) + "）",
+			"scope must contain openid, got " + quote(req.scope)})
+	}
+	req.wantsCorpID = slices.Contains(scopes, "corpid")
+	if params.Get("prompt") != "consent" {
+		problems = append(problems, problem{"缺少 prompt=consent", "prompt=consent is required"})
+	}
+	return req, problems
+}
+
+func (f *Fake) approve(w http.ResponseWriter, r *http.Request, req authRequest, unionID string) {
+	user, ok := f.user(unionID)
+	if !ok {
+		f.showProblems(w, []problem{{"用户不存在：" + quote(unionID), "unknown user " + quote(unionID)}})
+		return
+	}
+	g := grant{clientID: req.app.ClientID, unionID: user.UnionID, expires: f.now().Add(f.codeLifetime)}
+	if req.wantsCorpID {
+		g.corpID = user.CorpID
+	}
+	code := newSecret()
+	f.mu.Lock()
+	f.codes[code] = g
+	f.mu.Unlock()
+	f.log.Info("fake dingtalk: login approved", "client_id", g.clientID, "union_id", g.unionID, "nick", user.Nick)
+	// The documented name is authCode; real redirects also carry code (doc §2.2).
+	redirectBack(w, r, req, url.Values{"authCode": {code}, "code": {code}})
+}
+
+func (f *Fake) deny(w http.ResponseWriter, r *http.Request, req authRequest) {
+	f.log.Info("fake dingtalk: login denied", "client_id", req.app.ClientID)
+	// DingTalk documents only that an error parameter comes back, not its text.
+	redirectBack(w, r, req, url.Values{"error": {"access_denied"}})
+}
+
+// redirectBack sends the browser to the app's registered redirect_uri with params and state.
+func redirectBack(w http.ResponseWriter, r *http.Request, req authRequest, params url.Values) {
+	target, err := url.Parse(req.redirectURI)
+	if err != nil {
+		http.Error(w, "registered redirect_uri is not a URL", http.StatusInternalServerError)
+		return
+	}
+	q := target.Query()
+	for k, v := range params {
+		q[k] = v
+	}
+	if req.state != "" {
+		q.Set("state", req.state)
+	}
+	target.RawQuery = q.Encode()
+	http.Redirect(w, r, target.String(), http.StatusFound)
+}
+
+type loginPage struct {
+	ClientID    string
+	Scope       string
+	RedirectURI string
+	Hidden      []hiddenField // the original request, posted back with the button pressed
+	Users       []User
+}
+
+type hiddenField struct{ Name, Value string }
+
+func (f *Fake) showLoginPage(w http.ResponseWriter, req authRequest) {
+	page := loginPage{ClientID: req.app.ClientID, Scope: req.scope, RedirectURI: req.redirectURI, Users: f.users}
+	for _, name := range slices.Sorted(maps.Keys(req.params)) {
+		if name == "unionId" || name == "deny" {
+			continue
+		}
+		for _, value := range req.params[name] {
+			page.Hidden = append(page.Hidden, hiddenField{name, value})
+		}
+	}
+	f.render(w, http.StatusOK, "authorize.html", page)
+}
+
+func (f *Fake) showProblems(w http.ResponseWriter, problems []problem) {
+	f.render(w, http.StatusBadRequest, "error.html", problems)
+}
+
+func (f *Fake) render(w http.ResponseWriter, status int, name string, data any) {
+	var b strings.Builder
+	if err := f.pages.ExecuteTemplate(&b, name, data); err != nil {
+		http.Error(w, "fake dingtalk: render "+name+": "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	// Self-contained on purpose: the page must work with no network.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(b.String()))
+}
+
+func quote(s string) string { return "“" + s + "”" }
