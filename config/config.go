@@ -1,0 +1,259 @@
+// Package config reads dingbridge's YAML file into plain values.
+//
+// The file is read once at start: Parse decodes it, expands $VAR and ${VAR} from
+// the environment, reads secret files, fills in defaults and validates everything,
+// reporting every problem at once with the key it concerns and how to fix it.
+// The result is passed down as values; no other package reads the file or the
+// environment for configuration.
+//
+// This package imports no other dingbridge package, so every part of the binary
+// (server, admin CLI, `config check`) can use it without dragging the rest along.
+package config
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Env looks up an environment variable; os.LookupEnv fits. Parse takes it as an
+// argument, rather than reading the process environment, so tests can pass a map
+// and so the config is a function of its inputs. A nil Env is an empty environment.
+type Env func(key string) (string, bool)
+
+// Config is the whole configuration file after loading: env expanded, secrets
+// resolved, defaults filled in.
+type Config struct {
+	// Issuer is the URL clients use to reach dingbridge: the "iss" of every token.
+	// Absolute https (http only for loopback hosts), no query or fragment, no
+	// trailing slash.
+	Issuer string `yaml:"issuer"`
+	// Listen is the address of the HTTP server. Default "127.0.0.1:5556".
+	Listen        string         `yaml:"listen"`
+	Storage       Storage        `yaml:"storage"`
+	Connectors    []Connector    `yaml:"connectors"`
+	Claims        Claims         `yaml:"claims"`
+	StaticClients []StaticClient `yaml:"staticClients"`
+	Expiry        Expiry         `yaml:"expiry"`
+	Logging       Logging        `yaml:"logging"`
+	// AdminSocket is the unix socket the admin CLI talks to while the server runs
+	// (bbolt lets one process open the file). Default "<storage.path>.sock" for bolt.
+	AdminSocket string `yaml:"adminSocket"`
+}
+
+// Storage says where dingbridge keeps its records.
+type Storage struct {
+	// Type is "bolt" (the default and, so far, the only type).
+	Type string `yaml:"type"`
+	// Path is the bolt database file. Required for bolt.
+	Path string `yaml:"path"`
+}
+
+// Connector is one DingTalk app that people log in through.
+type Connector struct {
+	// ID names the connector in URLs (/callback/<id>): [a-z0-9-]+, unique.
+	ID string `yaml:"id"`
+	// Type is "dingtalk" (the default and the only type).
+	Type string `yaml:"type"`
+	// Name is shown on the login page. Default "钉钉".
+	Name string `yaml:"name"`
+	// Mode is the DingTalk login flow: "oauth2" (default). "sns" and "inapp" are planned.
+	Mode string `yaml:"mode"`
+	// ClientID is the DingTalk app's Client ID (AppKey).
+	ClientID string `yaml:"clientID"`
+	// ClientSecret is the DingTalk app's Client Secret (AppSecret). After loading it
+	// holds the secret whether it was given inline or through ClientSecretFile.
+	ClientSecret     string `yaml:"clientSecret"`
+	ClientSecretFile string `yaml:"clientSecretFile"`
+	// CorpID is the organisation, for the in-app flow and corp claims. Optional.
+	CorpID string `yaml:"corpID"`
+	// AllowedCorpIDs, when not empty, admits only members of these organisations.
+	AllowedCorpIDs []string `yaml:"allowedCorpIDs"`
+	// Scope is sent to DingTalk's authorize endpoint. Default "openid".
+	Scope     string    `yaml:"scope"`
+	Endpoints Endpoints `yaml:"endpoints"`
+	// Timeout bounds each DingTalk call. Default 10s, at most 60s.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Endpoints are DingTalk's base URLs, without a trailing slash. They are
+// configurable so tests and `dingbridge dev` can point at a fake DingTalk.
+type Endpoints struct {
+	Login string `yaml:"login"` // default https://login.dingtalk.com
+	API   string `yaml:"api"`   // default https://api.dingtalk.com
+	OAPI  string `yaml:"oapi"`  // default https://oapi.dingtalk.com
+}
+
+// Claims says how a DingTalk identity becomes token claims.
+type Claims struct {
+	// Subject is the DingTalk id used as "sub": "unionid" (default), "openid" or "userid".
+	Subject string `yaml:"subject"`
+	// EmailVerified is what "email_verified" says. Default false: dingbridge cannot
+	// know whether DingTalk checked the address.
+	EmailVerified bool `yaml:"emailVerified"`
+	// Groups is what "groups" holds: department "names" (default), "ids" or "paths".
+	Groups string `yaml:"groups"`
+}
+
+// StaticClient is an OAuth client declared in the file rather than through the CLI.
+type StaticClient struct {
+	ID string `yaml:"id"`
+	// Name is shown to people. Default: the ID.
+	Name string `yaml:"name"`
+	// Secret holds the client secret after loading, whichever of Secret, SecretEnv
+	// or SecretFile gave it. Empty for public clients.
+	Secret string `yaml:"secret"`
+	// SecretEnv names an environment variable holding the secret.
+	SecretEnv string `yaml:"secretEnv"`
+	// SecretFile names a file holding the secret.
+	SecretFile             string   `yaml:"secretFile"`
+	RedirectURIs           []string `yaml:"redirectURIs"`
+	PostLogoutRedirectURIs []string `yaml:"postLogoutRedirectURIs"`
+	// Public clients (native and browser apps) cannot keep a secret and have none.
+	Public bool `yaml:"public"`
+}
+
+// Expiry holds how long each kind of token and request lives.
+type Expiry struct {
+	IDToken       Duration `yaml:"idToken"`       // default 1h
+	AccessToken   Duration `yaml:"accessToken"`   // default 1h
+	RefreshToken  Duration `yaml:"refreshToken"`  // default 720h (30 days)
+	AuthRequest   Duration `yaml:"authRequest"`   // default 15m
+	AuthCode      Duration `yaml:"authCode"`      // default 60s, at most 10m
+	UpstreamState Duration `yaml:"upstreamState"` // default 10m
+}
+
+// Logging says what the server logs and how.
+type Logging struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn or error
+	Format string `yaml:"format"` // text (default) or json
+}
+
+// Duration is a time.Duration written in YAML as a Go duration string ("90s", "1h30m").
+type Duration time.Duration
+
+// String formats d the way it is written in the file.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalYAML reads a Go duration string. Parse does not go through it (it
+// decodes the tree itself, to report every problem with its key), but other code
+// decoding a Duration with yaml gets the same syntax.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, why := parseDuration(n.Value)
+	if why != "" {
+		return fmt.Errorf("line %d: %q %s", n.Line, n.Value, why)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// parseDuration returns the duration in s, or why s is not one.
+func parseDuration(s string) (time.Duration, string) {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, "is not a duration: write it like 90s, 15m or 1h30m"
+	}
+	return v, ""
+}
+
+//go:embed example.yaml
+var example string
+
+// Example returns a commented example configuration, the one README shows. It
+// needs DINGTALK_CLIENT_ID, DINGTALK_CLIENT_SECRET and GRAFANA_OIDC_SECRET set.
+func Example() string { return example }
+
+// Load reads the file at path and parses it; see Parse. Problems in the file come
+// back as a *ValidationError whose lines start with the path.
+func Load(path string, env Env) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(data, env)
+	if ve, ok := err.(*ValidationError); ok {
+		ve.File = path
+	}
+	return c, err
+}
+
+// Parse decodes a YAML configuration, expands environment variables in its
+// values, reads secret files, fills in defaults and validates the result.
+//
+// In every scalar value (never in keys), $NAME and ${NAME} are replaced with the
+// variable's value and $$ with a literal $; a $ followed by anything else is kept.
+// Expansion happens after YAML parsing, so a value from the environment is never
+// expanded again and cannot change the structure of the file. Relative secret
+// file paths are relative to the working directory.
+//
+// Any problem with the file, however many, is returned as one *ValidationError.
+// No error text contains a secret.
+func Parse(data []byte, env Env) (*Config, error) {
+	if env == nil {
+		env = func(string) (string, bool) { return "", false }
+	}
+	l := newLoader(env)
+	var c Config
+	if root, bad := parseYAML(data); bad != nil {
+		l.problems = append(l.problems, *bad)
+	} else {
+		if root != nil {
+			l.decode(root, reflect.ValueOf(&c).Elem(), "")
+		}
+		l.validate(&c)
+	}
+	if len(l.problems) > 0 {
+		return nil, &ValidationError{Problems: l.problems}
+	}
+	return &c, nil
+}
+
+// ValidationError lists everything wrong with a configuration file.
+type ValidationError struct {
+	File     string // set by Load
+	Problems []Problem
+}
+
+// Problem is one thing wrong with the file.
+type Problem struct {
+	// Key is the YAML path of the value concerned, like "connectors[0].clientSecret";
+	// empty for the file as a whole.
+	Key string
+	// Line is where the value is in the file; 0 when the key is missing.
+	Line int
+	// Message says what is wrong and how to fix it, starting with the key.
+	Message string
+}
+
+// String formats p as "line N: message" (or just the message when there is no line).
+func (p Problem) String() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("line %d: %s", p.Line, p.Message)
+	}
+	return p.Message
+}
+
+// Error prints one problem a line, as "file:line: message" when loaded from a
+// file so editors can jump to it.
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		switch {
+		case e.File != "" && p.Line > 0:
+			fmt.Fprintf(&b, "%s:%d: %s", e.File, p.Line, p.Message)
+		case e.File != "":
+			fmt.Fprintf(&b, "%s: %s", e.File, p.Message)
+		default:
+			b.WriteString(p.String())
+		}
+	}
+	return b.String()
+}

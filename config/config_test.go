@@ -1,0 +1,689 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// envOf is an environment holding exactly vars.
+func envOf(vars map[string]string) Env {
+	return func(key string) (string, bool) {
+		v, ok := vars[key]
+		return v, ok
+	}
+}
+
+// minimal is the smallest valid config; tests append top-level keys to it.
+const minimal = `issuer: https://sso.example.com
+storage: {path: /var/lib/dingbridge/dingbridge.db}
+connectors:
+  - id: dingtalk
+    clientID: app-key
+    clientSecret: app-secret
+`
+
+// withConnector is minimal with the connector's extra lines (indented by four spaces).
+func withConnector(lines string) string { return minimal + lines }
+
+func mustParse(t *testing.T, yaml string, env map[string]string) *Config {
+	t.Helper()
+	c, err := Parse([]byte(yaml), envOf(env))
+	if err != nil {
+		t.Fatalf("Parse failed:\n%v\nconfig:\n%s", err, yaml)
+	}
+	return c
+}
+
+// parseErr parses yaml, which must fail, and returns the error text.
+func parseErr(t *testing.T, yaml string, env map[string]string) string {
+	t.Helper()
+	_, err := Parse([]byte(yaml), envOf(env))
+	if err == nil {
+		t.Fatalf("Parse succeeded, want an error; config:\n%s", yaml)
+	}
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("error is %T, want *ValidationError: %v", err, err)
+	}
+	return err.Error()
+}
+
+func wantErr(t *testing.T, yaml string, env map[string]string, want ...string) {
+	t.Helper()
+	got := parseErr(t, yaml, env)
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("error does not contain %q; got:\n%s", w, got)
+		}
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestMinimalConfigGetsAllDefaults(t *testing.T) {
+	got := mustParse(t, minimal, nil)
+	want := &Config{
+		Issuer:  "https://sso.example.com",
+		Listen:  "127.0.0.1:5556",
+		Storage: Storage{Type: "bolt", Path: "/var/lib/dingbridge/dingbridge.db"},
+		Connectors: []Connector{{
+			ID:           "dingtalk",
+			Type:         "dingtalk",
+			Name:         "钉钉",
+			Mode:         "oauth2",
+			ClientID:     "app-key",
+			ClientSecret: "app-secret",
+			Scope:        "openid",
+			Endpoints: Endpoints{
+				Login: "https://login.dingtalk.com",
+				API:   "https://api.dingtalk.com",
+				OAPI:  "https://oapi.dingtalk.com",
+			},
+			Timeout: Duration(10 * time.Second),
+		}},
+		Claims: Claims{Subject: "unionid", EmailVerified: false, Groups: "names"},
+		Expiry: Expiry{
+			IDToken:       Duration(time.Hour),
+			AccessToken:   Duration(time.Hour),
+			RefreshToken:  Duration(720 * time.Hour),
+			AuthRequest:   Duration(15 * time.Minute),
+			AuthCode:      Duration(60 * time.Second),
+			UpstreamState: Duration(10 * time.Minute),
+		},
+		Logging:     Logging{Level: "info", Format: "text"},
+		AdminSocket: "/var/lib/dingbridge/dingbridge.db.sock",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+func TestExplicitValuesAreKept(t *testing.T) {
+	c := mustParse(t, `issuer: http://127.0.0.1:5556/
+listen: ":8080"
+storage: {type: bolt, path: ./db}
+adminSocket: /run/dingbridge.sock
+connectors:
+  - id: corp-1
+    type: dingtalk
+    name: Acme
+    mode: oauth2
+    clientID: app-key
+    clientSecret: app-secret
+    corpID: dingcorp
+    scope: openid corpid
+    endpoints: {login: "http://127.0.0.1:9000/", api: "http://127.0.0.1:9000/api", oapi: "http://127.0.0.1:9000/oapi/"}
+    timeout: 3s
+claims: {subject: userid, emailVerified: true, groups: ids}
+staticClients:
+  - id: app
+    secret: s
+    redirectURIs: [https://app.example.com/cb]
+    postLogoutRedirectURIs: [https://app.example.com/]
+expiry: {idToken: 5m, accessToken: 10m, refreshToken: 24h, authRequest: 5m, authCode: 30s, upstreamState: 2m}
+logging: {level: debug, format: json}
+`, nil)
+	if c.Issuer != "http://127.0.0.1:5556" {
+		t.Errorf("Issuer = %q, want the trailing slash stripped", c.Issuer)
+	}
+	if c.Listen != ":8080" || c.AdminSocket != "/run/dingbridge.sock" {
+		t.Errorf("Listen, AdminSocket = %q, %q", c.Listen, c.AdminSocket)
+	}
+	k := c.Connectors[0]
+	if k.Name != "Acme" || k.CorpID != "dingcorp" || k.Scope != "openid corpid" || k.Timeout != Duration(3*time.Second) {
+		t.Errorf("connector = %+v", k)
+	}
+	wantEndpoints := Endpoints{Login: "http://127.0.0.1:9000", API: "http://127.0.0.1:9000/api", OAPI: "http://127.0.0.1:9000/oapi"}
+	if k.Endpoints != wantEndpoints {
+		t.Errorf("Endpoints = %+v, want %+v (trailing slashes stripped)", k.Endpoints, wantEndpoints)
+	}
+	if c.Claims != (Claims{Subject: "userid", EmailVerified: true, Groups: "ids"}) {
+		t.Errorf("Claims = %+v", c.Claims)
+	}
+	if s := c.StaticClients[0]; s.Name != "app" || s.Secret != "s" || s.Public {
+		t.Errorf("static client = %+v, want name defaulting to the id", s)
+	}
+	if c.Expiry.AuthCode != Duration(30*time.Second) || c.Expiry.RefreshToken != Duration(24*time.Hour) {
+		t.Errorf("Expiry = %+v", c.Expiry)
+	}
+	if c.Logging != (Logging{Level: "debug", Format: "json"}) {
+		t.Errorf("Logging = %+v", c.Logging)
+	}
+}
+
+func TestEnvironmentVariablesAreExpandedInValues(t *testing.T) {
+	env := map[string]string{
+		"NAME":  "DingTalk",
+		"OTHER": "other",
+		"DOLLY": "a$OTHER${OTHER}$$b",
+		"YAML":  "x\nissuer: http://evil.example.com\n",
+		"EMPTY": "",
+	}
+	for _, tc := range []struct {
+		value string // the connector's name, as written in the file
+		want  string
+	}{
+		{`$NAME`, "DingTalk"},
+		{`${NAME}`, "DingTalk"},
+		{`Login with $NAME!`, "Login with DingTalk!"},
+		{`${NAME}Login`, "DingTalkLogin"},
+		{`"$NAME in double quotes"`, "DingTalk in double quotes"},
+		{`'$NAME in single quotes'`, "DingTalk in single quotes"},
+		{`$$`, "$"},
+		{`$$NAME`, "$NAME"},
+		{`a$$${NAME}`, "a$DingTalk"},
+		{`costs 5$`, "costs 5$"},
+		{`$5 or $-`, "$5 or $-"},
+		{`$DOLLY`, "a$OTHER${OTHER}$$b"}, // a value from the environment is not expanded again
+		{`$YAML`, "x\nissuer: http://evil.example.com\n"},
+		{`$EMPTY`, "钉钉"}, // empty, so the default
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			c := mustParse(t, withConnector("    name: "+tc.value+"\n"), env)
+			if got := c.Connectors[0].Name; got != tc.want {
+				t.Errorf("name: %s gave %q, want %q", tc.value, got, tc.want)
+			}
+			if c.Issuer != "https://sso.example.com" {
+				t.Errorf("issuer changed to %q", c.Issuer)
+			}
+		})
+	}
+}
+
+func TestKeysAreNotExpanded(t *testing.T) {
+	wantErr(t, minimal+"$KEY: x\n", map[string]string{"KEY": "listen"}, "line 7: $KEY is not a known key")
+}
+
+func TestExpandedValuesTakeTheFieldsType(t *testing.T) {
+	c := mustParse(t, minimal+`claims: {emailVerified: $VERIFIED}
+expiry: {idToken: $TTL}
+staticClients:
+  - id: spa
+    public: ${PUBLIC}
+    redirectURIs: [$APP_URL/cb]
+`, map[string]string{"VERIFIED": "true", "TTL": "90s", "PUBLIC": "true", "APP_URL": "https://app.example.com"})
+	if !c.Claims.EmailVerified || c.Expiry.IDToken != Duration(90*time.Second) || !c.StaticClients[0].Public {
+		t.Errorf("claims %+v, expiry %+v, client %+v", c.Claims, c.Expiry, c.StaticClients[0])
+	}
+	if got := c.StaticClients[0].RedirectURIs[0]; got != "https://app.example.com/cb" {
+		t.Errorf("redirect URI = %q", got)
+	}
+}
+
+func TestUnsetVariables(t *testing.T) {
+	t.Run("a required value names the variable to set", func(t *testing.T) {
+		got := parseErr(t, `issuer: https://sso.example.com
+storage: {path: /db}
+connectors:
+  - id: dingtalk
+    clientID: $DINGTALK_CLIENT_ID
+    clientSecret: $DINGTALK_CLIENT_SECRET
+`, nil)
+		for _, want := range []string{
+			"line 5: connectors[0].clientID is empty: set DINGTALK_CLIENT_ID",
+			"line 6: connectors[0].clientSecret is empty: set DINGTALK_CLIENT_SECRET",
+		} {
+			if !strings.Contains(got, want) {
+				t.Errorf("missing %q in:\n%s", want, got)
+			}
+		}
+	})
+	t.Run("a set but empty variable is named too", func(t *testing.T) {
+		wantErr(t, strings.Replace(minimal, "app-key", "${APP_KEY}", 1), map[string]string{"APP_KEY": ""},
+			"connectors[0].clientID is empty: APP_KEY is set but empty")
+	})
+	t.Run("an optional value may stay empty", func(t *testing.T) {
+		c := mustParse(t, withConnector("    corpID: $CORP_ID\n    timeout: $TIMEOUT\n"), nil)
+		if c.Connectors[0].CorpID != "" || c.Connectors[0].Timeout != Duration(10*time.Second) {
+			t.Errorf("connector = %+v, want no corp id and the default timeout", c.Connectors[0])
+		}
+	})
+	t.Run("an unset variable inside other text is a problem, reported once", func(t *testing.T) {
+		got := parseErr(t, strings.Replace(minimal, "https://sso.example.com", "https://${HOST}/dex", 1), nil)
+		want := "line 1: issuer refers to $HOST, which is not set: set HOST, or write $$ for a literal $"
+		if got != want {
+			t.Errorf("got:\n%s\nwant:\n%s", got, want)
+		}
+	})
+	t.Run("an access policy this version cannot enforce is refused, not ignored", func(t *testing.T) {
+		wantErr(t, withConnector("    allowedCorpIDs: [dingcorp]\n"), nil, "connectors[0].allowedCorpIDs is not enforced by this version yet")
+	})
+	t.Run("a malformed reference", func(t *testing.T) {
+		wantErr(t, withConnector("    name: ${NAME\n"), nil, "line 7: connectors[0].name has a ${ that does not enclose a variable name and }")
+		wantErr(t, withConnector("    name: ${NOT A NAME}\n"), nil, "line 7: connectors[0].name has a ${ that does not enclose")
+	})
+	t.Run("a nil Env is an empty environment", func(t *testing.T) {
+		_, err := Parse([]byte(strings.Replace(minimal, "app-secret", "$S", 1)), nil)
+		if err == nil || !strings.Contains(err.Error(), "connectors[0].clientSecret is empty: set S") {
+			t.Errorf("err = %v", err)
+		}
+	})
+}
+
+func TestStaticClientSecrets(t *testing.T) {
+	file := writeFile(t, "grafana-secret", "from-file\n")
+	env := map[string]string{"GRAFANA_OIDC_SECRET": "from-env", "EMPTY": ""}
+	client := func(lines string) string {
+		return minimal + "staticClients:\n  - id: grafana\n    redirectURIs: [https://grafana.example.com/cb]\n" + lines
+	}
+	for _, tc := range []struct {
+		name, lines string
+		want        string // the resolved secret, when wantErr is empty
+		wantErr     string
+	}{
+		{name: "inline", lines: "    secret: inline\n", want: "inline"},
+		{name: "inline from a variable", lines: "    secret: $GRAFANA_OIDC_SECRET\n", want: "from-env"},
+		{name: "secretEnv", lines: "    secretEnv: GRAFANA_OIDC_SECRET\n", want: "from-env"},
+		{name: "secretFile, trailing newline trimmed", lines: "    secretFile: " + file + "\n", want: "from-file"},
+		{name: "public client has none", lines: "    public: true\n", want: ""},
+		{name: "secretEnv names an unset variable", lines: "    secretEnv: NOPE\n",
+			wantErr: "line 10: staticClients[0].secretEnv names NOPE, which is not set: set NOPE to the client secret"},
+		{name: "secretEnv names an empty variable", lines: "    secretEnv: EMPTY\n",
+			wantErr: "staticClients[0].secretEnv names EMPTY, which is empty"},
+		{name: "two sources", lines: "    secret: inline\n    secretFile: " + file + "\n",
+			wantErr: "line 8: staticClients[0] sets secret and secretFile: keep one"},
+		{name: "three sources", lines: "    secret: inline\n    secretEnv: GRAFANA_OIDC_SECRET\n    secretFile: " + file + "\n",
+			wantErr: "staticClients[0] sets secret, secretEnv and secretFile: keep one"},
+		{name: "public client with a secret", lines: "    public: true\n    secretEnv: GRAFANA_OIDC_SECRET\n",
+			wantErr: "staticClients[0] is public but sets secretEnv: public clients cannot keep a secret and must have none; remove secretEnv, or set public: false"},
+		{name: "confidential client without one", lines: "",
+			wantErr: "staticClients[0] has no secret: set secret, secretEnv or secretFile, or set public: true for an app that cannot keep one"},
+		{name: "secret from an unset variable", lines: "    secret: $GRAFANA_SECRET\n",
+			wantErr: "line 10: staticClients[0].secret is empty: set GRAFANA_SECRET"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.wantErr != "" {
+				wantErr(t, client(tc.lines), env, tc.wantErr)
+				return
+			}
+			c := mustParse(t, client(tc.lines), env)
+			if got := c.StaticClients[0].Secret; got != tc.want {
+				t.Errorf("Secret = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestConnectorSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	noSecret := strings.Replace(minimal, "    clientSecret: app-secret\n", "", 1)
+	t.Run("read and trimmed", func(t *testing.T) {
+		path := writeFile(t, "dingtalk", "app-secret-from-file \r\n\n")
+		c := mustParse(t, noSecret+"    clientSecretFile: "+path+"\n", nil)
+		if got := c.Connectors[0].ClientSecret; got != "app-secret-from-file" {
+			t.Errorf("ClientSecret = %q", got)
+		}
+	})
+	t.Run("path from a variable", func(t *testing.T) {
+		path := writeFile(t, "dingtalk", "s")
+		c := mustParse(t, noSecret+"    clientSecretFile: ${CREDENTIALS_DIRECTORY}/dingtalk\n",
+			map[string]string{"CREDENTIALS_DIRECTORY": filepath.Dir(path)})
+		if got := c.Connectors[0].ClientSecret; got != "s" {
+			t.Errorf("ClientSecret = %q", got)
+		}
+	})
+	empty := writeFile(t, "empty", " \n")
+	for _, tc := range []struct {
+		name, path, want string
+	}{
+		{"missing file", filepath.Join(dir, "nope"), `connectors[0].clientSecretFile: cannot read "` + filepath.Join(dir, "nope") + `": no such file or directory`},
+		{"a directory", dir, `connectors[0].clientSecretFile: cannot read "` + dir + `": is a directory`},
+		{"empty file", empty, `connectors[0].clientSecretFile: "` + empty + `" is empty: put the secret in it`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantErr(t, noSecret+"    clientSecretFile: "+tc.path+"\n", nil, tc.want)
+		})
+	}
+	t.Run("both clientSecret and clientSecretFile", func(t *testing.T) {
+		wantErr(t, withConnector("    clientSecretFile: /run/secrets/x\n"), nil,
+			"connectors[0] sets clientSecret and clientSecretFile: keep one")
+	})
+	t.Run("neither", func(t *testing.T) {
+		wantErr(t, noSecret, nil,
+			"connectors[0].clientSecret is empty: set it to the DingTalk app's Client Secret (AppSecret), or name a file holding it in clientSecretFile")
+	})
+	t.Run("file path from an unset variable", func(t *testing.T) {
+		wantErr(t, noSecret+"    clientSecretFile: $SECRET_PATH\n", nil, "connectors[0].clientSecretFile is empty: set SECRET_PATH")
+	})
+}
+
+func TestValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		// issuer
+		{"issuer missing", strings.Replace(minimal, "issuer: https://sso.example.com\n", "", 1),
+			"issuer is empty: set it to the URL clients use to reach dingbridge, e.g. https://sso.example.com"},
+		{"issuer not absolute", strings.Replace(minimal, "https://sso.example.com", "sso.example.com", 1),
+			`line 1: issuer "sso.example.com" is not an absolute URL: write it like https://sso.example.com`},
+		{"issuer over http", strings.Replace(minimal, "https://", "http://", 1),
+			`issuer "http://sso.example.com" must use https: http is allowed only for 127.0.0.1, [::1] and localhost`},
+		{"issuer other scheme", strings.Replace(minimal, "https://", "ftp://", 1), `issuer "ftp://sso.example.com" must be an https URL`},
+		{"issuer with query", strings.Replace(minimal, "example.com", "example.com/?a=b", 1), `issuer "https://sso.example.com/?a=b" must not have a query`},
+		{"issuer with fragment", strings.Replace(minimal, "example.com", "example.com#x", 1), `issuer "https://sso.example.com#x" must not have a fragment`},
+		{"issuer with user", strings.Replace(minimal, "https://", "https://me@", 1), `must not contain a user name or password`},
+		{"issuer with two trailing slashes", strings.Replace(minimal, "example.com", "example.com//", 1), `issuer "https://sso.example.com/" must not end with /`},
+		// listen, storage, admin socket
+		{"listen without port", minimal + "listen: 127.0.0.1\n", `listen "127.0.0.1" is not host:port: write it like 127.0.0.1:5556, or :5556 for every interface`},
+		{"listen with a bad port", minimal + "listen: :99999\n", `listen ":99999" is not host:port`},
+		{"storage type", strings.Replace(minimal, "{path:", "{type: postgres, path:", 1), `storage.type "postgres" is not supported: use bolt`},
+		{"storage path", strings.Replace(minimal, "storage: {path: /var/lib/dingbridge/dingbridge.db}", "storage: {type: bolt}", 1),
+			"storage.path is empty: set it to the database file, e.g. /var/lib/dingbridge/dingbridge.db"},
+		{"admin socket too long", minimal + "adminSocket: /" + strings.Repeat("a", 110) + "\n", "is longer than a unix socket path may be"},
+		// connectors
+		{"no connectors", "issuer: https://sso.example.com\nstorage: {path: /db}\n", "connectors is empty: add the DingTalk app people log in with"},
+		{"connector id missing", strings.Replace(minimal, "  - id: dingtalk\n", "  - type: dingtalk\n", 1), "connectors[0].id is empty: set it to a short name such as dingtalk"},
+		{"connector id with capitals", strings.Replace(minimal, "id: dingtalk", "id: DingTalk", 1), `line 4: connectors[0].id "DingTalk" may only contain a-z, 0-9 and -`},
+		{"connector id twice", minimal + "  - {id: dingtalk, clientID: b, clientSecret: c}\n", `line 7: connectors[1].id "dingtalk" is used twice`},
+		{"connector type", withConnector("    type: github\n"), `connectors[0].type "github" is not supported: use dingtalk`},
+		{"connector mode sns", withConnector("    mode: sns\n"), `connectors[0].mode "sns" is not available yet: use oauth2 (sns and inapp are planned)`},
+		{"connector mode inapp", withConnector("    mode: inapp\n"), `connectors[0].mode "inapp" is not available yet`},
+		{"connector mode unknown", withConnector("    mode: qr\n"), `connectors[0].mode "qr" is unknown: use oauth2`},
+		{"connector client id", strings.Replace(minimal, "    clientID: app-key\n", "", 1),
+			"connectors[0].clientID is empty: set it to the DingTalk app's Client ID (AppKey)"},
+		{"connector endpoint", withConnector("    endpoints: {api: api.dingtalk.com}\n"),
+			`connectors[0].endpoints.api "api.dingtalk.com" is not an absolute http(s) URL without query: write it like https://api.dingtalk.com`},
+		{"connector timeout zero", withConnector("    timeout: 0s\n"), "connectors[0].timeout 0s must be greater than 0"},
+		{"connector timeout too long", withConnector("    timeout: 61s\n"), "connectors[0].timeout 1m1s is too long: at most 1m0s"},
+		// claims
+		{"subject", minimal + "claims: {subject: email}\n", `claims.subject "email" is unknown: use unionid (the default), openid or userid`},
+		{"groups", minimal + "claims: {groups: roles}\n", `claims.groups "roles" is unknown: use names (the default), ids or paths`},
+		// static clients
+		{"client id missing", minimal + "staticClients: [{secret: s, redirectURIs: [https://a.example.com/cb]}]\n",
+			"staticClients[0].id is empty: set it to the client_id the app sends"},
+		{"client id twice", minimal + "staticClients:\n  - {id: grafana, secret: s, redirectURIs: [https://a.example.com/cb]}\n  - {id: grafana, secret: t, redirectURIs: [https://a.example.com/cb]}\n",
+			`line 9: staticClients[1].id "grafana" is used twice`},
+		{"no redirect URIs", minimal + "staticClients: [{id: a, secret: s}]\n", "staticClients[0].redirectURIs is empty: list the URLs"},
+		// expiry, logging
+		{"auth code too long", minimal + "expiry: {authCode: 11m}\n", "expiry.authCode 11m0s is too long: at most 10m0s"},
+		{"expiry zero", minimal + "expiry: {refreshToken: 0s}\n", "expiry.refreshToken 0s must be greater than 0: remove it to get the default"},
+		{"expiry negative", minimal + "expiry: {idToken: -1h}\n", "expiry.idToken -1h0m0s must be greater than 0"},
+		{"log level", minimal + "logging: {level: verbose}\n", `logging.level "verbose" is unknown: use debug, info, warn or error`},
+		{"log format", minimal + "logging: {format: xml}\n", `logging.format "xml" is unknown: use text or json`},
+		// the file's shape
+		{"key set twice", minimal + "storage: bolt\n", "line 7: storage is set twice (first on line 2): keep one"},
+		{"checks go on after a key set twice", minimal + "connectors: []\nlogging: {level: loud}\n", `logging.level "loud" is unknown`},
+		{"the first of a key set twice is checked", strings.Replace(minimal, "app-key", "''", 1) + "connectors: []\n", "connectors[0].clientID is empty"},
+		{"mapping expected", strings.Replace(minimal, "storage: {path: /var/lib/dingbridge/dingbridge.db}", "storage: bolt", 1),
+			"line 2: storage must be a mapping (key: value lines), not a single value"},
+		{"list expected", withConnector("    allowedCorpIDs: dingcorp\n"), "line 7: connectors[0].allowedCorpIDs must be a list, not a single value"},
+		{"bool expected", minimal + "claims: {emailVerified: yes}\n", `line 7: claims.emailVerified "yes" must be true or false`},
+		{"not YAML", "issuer: [\n", "line 1: the config is not valid YAML: did not find expected node content"},
+		{"alias to nothing", minimal + "listen: *port\n", "the config is not valid YAML: unknown anchor referenced: quote values that start with * or &"},
+		{"not a mapping", "- issuer\n", "line 1: the config must be a mapping (key: value lines), not a list"},
+		{"two documents", minimal + "---\nissuer: x\n", "line 7: the config holds more than one YAML document"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantErr(t, tc.yaml, nil, tc.want)
+		})
+	}
+}
+
+func TestValidIssuers(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://sso.example.com/":      "https://sso.example.com",
+		"https://example.com/dex":       "https://example.com/dex",
+		"https://example.com:8443/sso/": "https://example.com:8443/sso",
+		"http://127.0.0.1:5556":         "http://127.0.0.1:5556",
+		"http://localhost:5556/":        "http://localhost:5556",
+		`"http://[::1]:5556"`:           "http://[::1]:5556",
+	} {
+		c := mustParse(t, strings.Replace(minimal, "https://sso.example.com", in, 1), nil)
+		if c.Issuer != want {
+			t.Errorf("issuer: %s gave %q, want %q", in, c.Issuer, want)
+		}
+	}
+}
+
+func TestRedirectURIs(t *testing.T) {
+	for _, tc := range []struct {
+		uri    string
+		public bool
+		want   string // "" means valid
+	}{
+		{uri: "https://grafana.example.com/login/generic_oauth"},
+		{uri: "https://grafana.example.com/cb?tenant=1"},
+		{uri: "http://127.0.0.1:3000/cb"},
+		{uri: "http://localhost/cb"},
+		{uri: "http://[::1]:8000/cb"},
+		{uri: "com.example.app:/cb", public: true},
+		{uri: "grafana.example.com/cb", want: `staticClients[0].redirectURIs[0] "grafana.example.com/cb" is not an absolute URL`},
+		{uri: "/cb", want: `"/cb" is not an absolute URL`},
+		{uri: "https://app.example.com/cb#x", want: `"https://app.example.com/cb#x" must not have a fragment`},
+		{uri: "http://app.example.com/cb", want: `"http://app.example.com/cb" must use https: http is allowed only for 127.0.0.1, [::1] and localhost`},
+		{uri: "https:///cb", want: `"https:///cb" has no host`},
+		{uri: "com.example.app:/cb", want: `"com.example.app:/cb" uses the custom scheme com.example.app: only public clients (native apps, public: true) may; use https`},
+		{uri: "com.example.app:", public: true, want: `"com.example.app:" has nothing after the scheme`},
+	} {
+		t.Run(tc.uri, func(t *testing.T) {
+			secret := "secret: s"
+			if tc.public {
+				secret = "public: true"
+			}
+			yaml := minimal + "staticClients:\n  - id: app\n    " + secret + "\n    redirectURIs: ['" + tc.uri + "']\n"
+			if tc.want == "" {
+				mustParse(t, yaml, nil)
+				return
+			}
+			wantErr(t, yaml, nil, tc.want)
+		})
+	}
+	t.Run("post-logout URIs are checked too", func(t *testing.T) {
+		wantErr(t, minimal+"staticClients: [{id: a, secret: s, redirectURIs: [https://a.example.com/cb], postLogoutRedirectURIs: [a.example.com]}]\n",
+			nil, `staticClients[0].postLogoutRedirectURIs[0] "a.example.com" is not an absolute URL`)
+	})
+}
+
+func TestDurations(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  time.Duration
+		err   string
+	}{
+		{value: "90s", want: 90 * time.Second},
+		{value: "1h30m", want: 90 * time.Minute},
+		{value: "250ms", want: 250 * time.Millisecond},
+		{value: `"2h"`, want: 2 * time.Hour},
+		{value: "", want: time.Hour}, // empty: the default
+		{value: "1 hour", err: `line 8: expiry.idToken "1 hour" is not a duration: write it like 90s, 15m or 1h30m`},
+		{value: "60", err: `expiry.idToken "60" is not a duration`},
+		{value: "[1h]", err: "line 8: expiry.idToken must be a single value, not a list"},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			yaml := minimal + "expiry:\n  idToken: " + tc.value + "\n"
+			if tc.err != "" {
+				wantErr(t, yaml, nil, tc.err)
+				return
+			}
+			if got := mustParse(t, yaml, nil).Expiry.IDToken; got != Duration(tc.want) {
+				t.Errorf("idToken = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if got := Duration(90 * time.Minute).String(); got != "1h30m0s" {
+		t.Errorf("String() = %q", got)
+	}
+}
+
+func TestUnknownKeysAreReportedWithTheirLine(t *testing.T) {
+	got := parseErr(t, `issuer: https://sso.example.com
+storage: {path: /db}
+connectors:
+  - id: dingtalk
+    clientID: app-key
+    clientSecret: app-secret
+    clientSecert: typo
+    colour: blue
+logging: {level: info, fromat: json}
+`, nil)
+	for _, want := range []string{
+		"line 7: connectors[0].clientSecert is not a known key; did you mean clientSecret?",
+		"line 8: connectors[0].colour is not a known key; the keys here are allowedCorpIDs, clientID, clientSecret, clientSecretFile, corpID, endpoints, id, mode, name, scope, timeout, type",
+		"line 9: logging.fromat is not a known key; did you mean format?",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	wantErr(t, strings.Replace(minimal, "clientID", "clientId", 1), nil, "line 5: connectors[0].clientId is not a known key; did you mean clientID?")
+}
+
+func TestSeveralProblemsAreReportedTogether(t *testing.T) {
+	_, err := Parse([]byte(`issuer: http://sso.example.com
+storage: {type: bolt}
+connectors:
+  - id: dingtalk
+    clientSecret: $DINGTALK_CLIENT_SECRET
+staticClients:
+  - id: grafana
+    secretEnv: GRAFANA_OIDC_SECRET
+    redirectURIs: [grafana.example.com/cb]
+logging: {level: loud}
+`), envOf(map[string]string{"GRAFANA_OIDC_SECRET": "x"}))
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("err = %v, want a *ValidationError", err)
+	}
+	want := []string{
+		`line 1: issuer "http://sso.example.com" must use https: http is allowed only for 127.0.0.1, [::1] and localhost`,
+		"storage.path is empty: set it to the database file, e.g. /var/lib/dingbridge/dingbridge.db",
+		"connectors[0].clientID is empty: set it to the DingTalk app's Client ID (AppKey)",
+		"line 5: connectors[0].clientSecret is empty: set DINGTALK_CLIENT_SECRET",
+		`line 9: staticClients[0].redirectURIs[0] "grafana.example.com/cb" is not an absolute URL: write it with its scheme, e.g. https://app.example.com/callback`,
+		`line 10: logging.level "loud" is unknown: use debug, info, warn or error`,
+	}
+	if got := err.Error(); got != strings.Join(want, "\n") {
+		t.Errorf("got:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	if ve.Problems[3].Key != "connectors[0].clientSecret" || ve.Problems[3].Line != 5 {
+		t.Errorf("problem 3 = %+v", ve.Problems[3])
+	}
+}
+
+// Errors end up in logs and terminals; whatever is wrong, they must not carry
+// a secret, however it was given.
+func TestErrorsNeverContainSecrets(t *testing.T) {
+	const (
+		inline    = "inline-S3CRET-a1"
+		fromEnv   = "env-S3CRET-b2"
+		fromFile  = "file-S3CRET-c3"
+		withVar   = "Tr0ub4dor$Zebra9" // a literal secret that happens to contain a $
+		connector = "connector-S3CRET-d4"
+	)
+	secrets := []string{inline, fromEnv, fromFile, connector, "S3CRET", "Zebra9", "Tr0ub4dor"}
+	file := writeFile(t, "secret", fromFile+"\n")
+	env := map[string]string{"CLIENT_SECRET": fromEnv, "DINGTALK_CLIENT_SECRET": connector}
+	broken := "listen: nonsense\n" // so every config fails
+	for name, yaml := range map[string]string{
+		"two sources": minimal + broken + "staticClients:\n  - id: a\n    secret: " + inline + "\n    secretFile: " + file +
+			"\n    secretEnv: CLIENT_SECRET\n    redirectURIs: [https://a.example.com/cb]\n",
+		"public with secrets": minimal + broken + "staticClients:\n  - id: a\n    public: true\n    secret: " + inline +
+			"\n    redirectURIs: [https://a.example.com/cb]\n  - id: b\n    public: true\n    secretEnv: CLIENT_SECRET\n    redirectURIs: [x]\n",
+		"connector with both": strings.Replace(minimal, "app-secret", "$DINGTALK_CLIENT_SECRET\n    clientSecretFile: "+file, 1) + broken,
+		"connector inline":    strings.Replace(minimal, "app-secret", connector, 1) + broken,
+		"literal secret with a $ and an unset variable": minimal + broken +
+			"staticClients:\n  - id: a\n    secret: " + withVar + "\n    redirectURIs: [https://a.example.com/cb]\n",
+		"unterminated ${ in a secret": strings.Replace(minimal, "app-secret", "'S3CRET${Zebra9'", 1) + broken,
+		"secret in a boolean":         minimal + broken + "claims: {emailVerified: $CLIENT_SECRET}\n",
+		"secret in a duration":        minimal + broken + "expiry: {idToken: $CLIENT_SECRET}\n",
+		"secret in a wrong key":       minimal + broken + "staticClients:\n  - id: a\n    secrte: " + inline + "\n",
+		"broken YAML around a secret": minimal + "staticClients:\n  - id: a\n    secret: \"" + inline + "\n",
+		"secret read as a YAML alias": minimal + "staticClients:\n  - id: a\n    secret: *" + inline + "\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := parseErr(t, yaml, env)
+			for _, s := range secrets {
+				if strings.Contains(got, s) {
+					t.Errorf("error contains secret %q:\n%s", s, got)
+				}
+			}
+		})
+	}
+}
+
+func TestAliasesAreExpandedOnce(t *testing.T) {
+	c := mustParse(t, minimal+`staticClients:
+  - id: a
+    secret: &s "p$$ss"
+    redirectURIs: &uris [https://a.example.com/cb]
+  - id: b
+    secret: *s
+    redirectURIs: *uris
+`, nil)
+	for _, sc := range c.StaticClients {
+		if sc.Secret != "p$ss" || len(sc.RedirectURIs) != 1 {
+			t.Errorf("client %s = %+v", sc.ID, sc)
+		}
+	}
+}
+
+func TestMergeKeys(t *testing.T) {
+	c := mustParse(t, minimal+`staticClients:
+  - &base
+    id: a
+    secret: s
+    redirectURIs: [https://a.example.com/cb]
+  - <<: *base
+    id: b
+`, nil)
+	if b := c.StaticClients[1]; b.ID != "b" || b.Secret != "s" || len(b.RedirectURIs) != 1 {
+		t.Errorf("merged client = %+v, want a's values with its own id", b)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	t.Run("missing file names the path", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "dingbridge.yaml")
+		_, err := Load(path, nil)
+		if err == nil || !strings.Contains(err.Error(), path) || !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("err = %v, want one naming %s", err, path)
+		}
+	})
+	t.Run("valid file", func(t *testing.T) {
+		c, err := Load(writeFile(t, "dingbridge.yaml", minimal), nil)
+		if err != nil || c.Issuer != "https://sso.example.com" {
+			t.Errorf("Load = %+v, %v", c, err)
+		}
+	})
+	t.Run("problems are prefixed with file and line", func(t *testing.T) {
+		path := writeFile(t, "dingbridge.yaml", minimal+"listen: nowhere\nlogging: {level: loud}\n")
+		_, err := Load(path, nil)
+		want := path + `:7: listen "nowhere" is not host:port: write it like 127.0.0.1:5556, or :5556 for every interface` + "\n" +
+			path + `:8: logging.level "loud" is unknown: use debug, info, warn or error`
+		if err == nil || err.Error() != want {
+			t.Errorf("got:\n%v\nwant:\n%s", err, want)
+		}
+	})
+}
+
+func TestExampleIsValid(t *testing.T) {
+	c, err := Parse([]byte(Example()), envOf(map[string]string{
+		"DINGTALK_CLIENT_ID":     "dingappkey",
+		"DINGTALK_CLIENT_SECRET": "app-secret",
+		"GRAFANA_OIDC_SECRET":    "grafana-secret",
+	}))
+	if err != nil {
+		t.Fatalf("Example does not parse:\n%v", err)
+	}
+	if c.Connectors[0].ClientSecret != "app-secret" || c.StaticClients[0].Secret != "grafana-secret" {
+		t.Errorf("secrets not resolved: %+v", c)
+	}
+	t.Run("and says what is missing without the environment", func(t *testing.T) {
+		wantErr(t, Example(), nil,
+			"connectors[0].clientID is empty: set DINGTALK_CLIENT_ID",
+			"connectors[0].clientSecret is empty: set DINGTALK_CLIENT_SECRET",
+			"staticClients[0].secretEnv names GRAFANA_OIDC_SECRET, which is not set")
+	})
+}

@@ -1,0 +1,412 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Defaults and limits, in one place to compare with what example.yaml documents.
+const (
+	defaultListen        = "127.0.0.1:5556"
+	defaultConnectorName = "钉钉"
+	defaultScope         = "openid"
+	defaultLoginURL      = "https://login.dingtalk.com"
+	defaultAPIURL        = "https://api.dingtalk.com"
+	defaultOAPIURL       = "https://oapi.dingtalk.com"
+	defaultTimeout       = 10 * time.Second
+	maxTimeout           = 60 * time.Second
+	maxAuthCode          = 10 * time.Minute
+	// A unix socket path must fit sockaddr_un.sun_path (108 bytes on Linux,
+	// 104 on BSDs and macOS) with its terminating NUL.
+	maxSocketPath = 103
+)
+
+// validate fills in defaults, resolves secrets and checks every value of c.
+func (l *loader) validate(c *Config) {
+	l.issuer(c)
+
+	setDefault(&c.Listen, defaultListen)
+	if !validHostPort(c.Listen) {
+		l.add("listen", "listen %q is not host:port: write it like %s, or :5556 for every interface", c.Listen, defaultListen)
+	}
+
+	setDefault(&c.Storage.Type, "bolt")
+	if c.Storage.Type != "bolt" {
+		l.add("storage.type", "storage.type %q is not supported: use bolt (the only storage type so far)", c.Storage.Type)
+	} else if c.Storage.Path == "" {
+		l.empty("storage.path", "set it to the database file, e.g. /var/lib/dingbridge/dingbridge.db")
+	}
+	if c.AdminSocket == "" && c.Storage.Type == "bolt" && c.Storage.Path != "" {
+		c.AdminSocket = c.Storage.Path + ".sock"
+	}
+	if len(c.AdminSocket) > maxSocketPath {
+		l.add("adminSocket", "adminSocket %q is longer than a unix socket path may be (%d bytes): set adminSocket to a shorter path", c.AdminSocket, maxSocketPath)
+	}
+
+	if len(c.Connectors) == 0 {
+		l.add("connectors", "connectors is empty: add the DingTalk app people log in with (id, clientID, clientSecret)")
+	}
+	seen := map[string]bool{}
+	for i := range c.Connectors {
+		l.connector(&c.Connectors[i], fmt.Sprintf("connectors[%d]", i), seen)
+	}
+
+	setDefault(&c.Claims.Subject, "unionid")
+	if !oneOf(c.Claims.Subject, "unionid", "openid", "userid") {
+		l.add("claims.subject", "claims.subject %q is unknown: use unionid (the default), openid or userid", c.Claims.Subject)
+	}
+	setDefault(&c.Claims.Groups, "names")
+	if !oneOf(c.Claims.Groups, "names", "ids", "paths") {
+		l.add("claims.groups", "claims.groups %q is unknown: use names (the default), ids or paths", c.Claims.Groups)
+	}
+
+	seen = map[string]bool{}
+	for i := range c.StaticClients {
+		l.staticClient(&c.StaticClients[i], fmt.Sprintf("staticClients[%d]", i), seen)
+	}
+
+	l.expiry(&c.Expiry)
+
+	setDefault(&c.Logging.Level, "info")
+	if !oneOf(c.Logging.Level, "debug", "info", "warn", "error") {
+		l.add("logging.level", "logging.level %q is unknown: use debug, info, warn or error", c.Logging.Level)
+	}
+	setDefault(&c.Logging.Format, "text")
+	if !oneOf(c.Logging.Format, "text", "json") {
+		l.add("logging.format", "logging.format %q is unknown: use text or json", c.Logging.Format)
+	}
+}
+
+func (l *loader) issuer(c *Config) {
+	const example = "https://sso.example.com"
+	if c.Issuer == "" {
+		l.empty("issuer", "set it to the URL clients use to reach dingbridge, e.g. "+example)
+		return
+	}
+	// Clients compare "iss" byte for byte with what they were configured with, and
+	// dingbridge appends paths to it; one trailing slash is a common way to write
+	// the same URL, so drop it rather than complain.
+	c.Issuer = strings.TrimSuffix(c.Issuer, "/")
+	u, err := url.Parse(c.Issuer)
+	switch {
+	case err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "":
+		l.add("issuer", "issuer %q is not an absolute URL: write it like %s", c.Issuer, example)
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		l.add("issuer", "issuer %q must use https: http is allowed only for 127.0.0.1, [::1] and localhost", c.Issuer)
+	case u.Scheme != "https" && u.Scheme != "http":
+		l.add("issuer", "issuer %q must be an https URL, e.g. %s", c.Issuer, example)
+	case u.User != nil:
+		l.add("issuer", "issuer %q must not contain a user name or password: remove the part before @", c.Issuer)
+	case u.RawQuery != "" || u.ForceQuery:
+		l.add("issuer", "issuer %q must not have a query: remove the ? and what follows", c.Issuer)
+	case u.Fragment != "" || strings.Contains(c.Issuer, "#"):
+		l.add("issuer", "issuer %q must not have a fragment: remove the # and what follows", c.Issuer)
+	case strings.HasSuffix(c.Issuer, "/"):
+		l.add("issuer", "issuer %q must not end with /: remove it", c.Issuer)
+	}
+}
+
+func (l *loader) connector(c *Connector, key string, seen map[string]bool) {
+	switch {
+	case c.ID == "":
+		l.empty(key+".id", "set it to a short name such as dingtalk; it appears in the callback URL /callback/<id>")
+	case !validConnectorID(c.ID):
+		l.add(key+".id", "%s.id %q may only contain a-z, 0-9 and -: it appears in the callback URL /callback/<id>", key, c.ID)
+	case seen[c.ID]:
+		l.add(key+".id", "%s.id %q is used twice: give each connector its own id", key, c.ID)
+	}
+	seen[c.ID] = true
+
+	setDefault(&c.Type, "dingtalk")
+	if c.Type != "dingtalk" {
+		l.add(key+".type", "%s.type %q is not supported: use dingtalk (the only connector type)", key, c.Type)
+	}
+	setDefault(&c.Name, defaultConnectorName)
+	setDefault(&c.Mode, "oauth2")
+	switch c.Mode {
+	case "oauth2":
+	case "sns", "inapp":
+		l.add(key+".mode", "%s.mode %q is not available yet: use oauth2 (sns and inapp are planned)", key, c.Mode)
+	default:
+		l.add(key+".mode", "%s.mode %q is unknown: use oauth2 (sns and inapp are planned)", key, c.Mode)
+	}
+
+	if c.ClientID == "" {
+		l.empty(key+".clientID", "set it to the DingTalk app's Client ID (AppKey)")
+	}
+	c.ClientSecret = l.secret(key, false, "set it to the DingTalk app's Client Secret (AppSecret), or name a file holding it in clientSecretFile",
+		source{key: "clientSecret", value: c.ClientSecret},
+		source{key: "clientSecretFile", value: c.ClientSecretFile, read: (*loader).readFile},
+	)
+
+	// Refused rather than ignored: an access policy that is silently not enforced
+	// would let in the people it names as kept out.
+	if len(c.AllowedCorpIDs) > 0 {
+		l.add(key+".allowedCorpIDs", "%s.allowedCorpIDs is not enforced by this version yet: remove it (corp access policy is planned)", key)
+	}
+	setDefault(&c.Scope, defaultScope)
+
+	for _, e := range []struct {
+		name, def string
+		value     *string
+	}{
+		{"login", defaultLoginURL, &c.Endpoints.Login},
+		{"api", defaultAPIURL, &c.Endpoints.API},
+		{"oapi", defaultOAPIURL, &c.Endpoints.OAPI},
+	} {
+		setDefault(e.value, e.def)
+		*e.value = strings.TrimSuffix(*e.value, "/")
+		u, err := url.Parse(*e.value)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			l.add(key+".endpoints."+e.name, "%s.endpoints.%s %q is not an absolute http(s) URL without query: write it like %s", key, e.name, *e.value, e.def)
+		}
+	}
+
+	if !l.given[key+".timeout"] {
+		c.Timeout = Duration(defaultTimeout)
+	}
+	l.duration(key+".timeout", c.Timeout, maxTimeout, "a person is waiting for the login")
+}
+
+func (l *loader) staticClient(c *StaticClient, key string, seen map[string]bool) {
+	switch {
+	case c.ID == "":
+		l.empty(key+".id", "set it to the client_id the app sends, e.g. grafana")
+	case seen[c.ID]:
+		l.add(key+".id", "%s.id %q is used twice: give each client its own id", key, c.ID)
+	}
+	seen[c.ID] = true
+	setDefault(&c.Name, c.ID)
+
+	c.Secret = l.secret(key, c.Public, "",
+		source{key: "secret", value: c.Secret},
+		source{key: "secretEnv", value: c.SecretEnv, read: (*loader).readEnv},
+		source{key: "secretFile", value: c.SecretFile, read: (*loader).readFile},
+	)
+
+	if len(c.RedirectURIs) == 0 {
+		l.add(key+".redirectURIs", "%s.redirectURIs is empty: list the URLs the app may be sent back to after login, e.g. [https://grafana.example.com/login/generic_oauth]", key)
+	}
+	for i, u := range c.RedirectURIs {
+		l.redirectURI(fmt.Sprintf("%s.redirectURIs[%d]", key, i), u, c.Public)
+	}
+	for i, u := range c.PostLogoutRedirectURIs {
+		l.redirectURI(fmt.Sprintf("%s.postLogoutRedirectURIs[%d]", key, i), u, c.Public)
+	}
+}
+
+// redirectURI checks a URL the authorization server sends the browser to with a
+// code or after logout: absolute, no fragment (the response goes in the query),
+// https except on loopback, and custom schemes only for native (public) apps.
+func (l *loader) redirectURI(key, raw string, public bool) {
+	if raw == "" {
+		l.empty(key, "set it to a URL or remove it")
+		return
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Scheme == "":
+		l.add(key, "%s %q is not an absolute URL: write it with its scheme, e.g. https://app.example.com/callback", key, raw)
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		l.add(key, "%s %q must not have a fragment: remove the # and what follows", key, raw)
+	case u.Scheme == "https" || u.Scheme == "http":
+		if u.Host == "" {
+			l.add(key, "%s %q has no host: write it like https://app.example.com/callback", key, raw)
+		} else if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			l.add(key, "%s %q must use https: http is allowed only for 127.0.0.1, [::1] and localhost", key, raw)
+		}
+	case !public:
+		l.add(key, "%s %q uses the custom scheme %s: only public clients (native apps, public: true) may; use https", key, raw, u.Scheme)
+	case u.Opaque == "" && u.Path == "" && u.Host == "":
+		l.add(key, "%s %q has nothing after the scheme: write it like com.example.app:/callback", key, raw)
+	}
+}
+
+func (l *loader) expiry(e *Expiry) {
+	for _, d := range []struct {
+		name  string
+		v     *Duration
+		def   time.Duration
+		limit time.Duration
+		why   string
+	}{
+		{"idToken", &e.IDToken, time.Hour, 0, ""},
+		{"accessToken", &e.AccessToken, time.Hour, 0, ""},
+		{"refreshToken", &e.RefreshToken, 720 * time.Hour, 0, ""},
+		{"authRequest", &e.AuthRequest, 15 * time.Minute, 0, ""},
+		// A code is exchanged within seconds; RFC 6749 §4.1.2 recommends at most 10 minutes.
+		{"authCode", &e.AuthCode, time.Minute, maxAuthCode, "a code is exchanged within seconds"},
+		{"upstreamState", &e.UpstreamState, 10 * time.Minute, 0, ""},
+	} {
+		key := "expiry." + d.name
+		if !l.given[key] {
+			*d.v = Duration(d.def)
+		}
+		l.duration(key, *d.v, d.limit, d.why)
+	}
+}
+
+// duration checks that d is positive and, when limit is not 0, at most limit.
+func (l *loader) duration(key string, d Duration, limit time.Duration, why string) {
+	switch {
+	case d <= 0:
+		l.add(key, "%s %s must be greater than 0: remove it to get the default", key, d)
+	case limit > 0 && time.Duration(d) > limit:
+		l.add(key, "%s %s is too long: at most %s (%s)", key, d, Duration(limit), why)
+	}
+}
+
+// source is one of the keys a secret may be given by.
+type source struct {
+	key   string // YAML key, e.g. "secretFile"
+	value string
+	// read turns value into the secret; nil when value is the secret itself.
+	read func(l *loader, key, value string) string
+}
+
+// secret returns the secret of the item at key from whichever source is set. A
+// confidential item needs exactly one; a public one must have none. fix says how
+// to give a missing secret ("" for the generic advice). Messages name the keys,
+// never a value.
+func (l *loader) secret(key string, public bool, fix string, sources ...source) string {
+	var set []source
+	for _, s := range sources {
+		if s.value != "" {
+			set = append(set, s)
+		}
+	}
+	keys := make([]string, len(set))
+	for i, s := range set {
+		keys[i] = s.key
+	}
+	switch {
+	case public && len(set) > 0:
+		l.add(key, "%s is public but sets %s: public clients cannot keep a secret and must have none; remove %s, or set public: false", key, and(keys, ""), and(keys, ""))
+		return ""
+	case public:
+		return ""
+	case len(set) > 1:
+		l.add(key, "%s sets %s: keep one", key, and(keys, ""))
+		return ""
+	case len(set) == 1 && set[0].read == nil:
+		return set[0].value
+	case len(set) == 1:
+		return set[0].read(l, join(key, set[0].key), set[0].value)
+	}
+	// None set. If one of them referred to an unset variable, that is the fix.
+	for _, s := range sources {
+		if k := join(key, s.key); len(l.refs[k]) > 0 {
+			l.empty(k, "")
+			return ""
+		}
+	}
+	if fix != "" {
+		l.empty(join(key, sources[0].key), fix)
+		return ""
+	}
+	names := make([]string, len(sources))
+	for i, s := range sources {
+		names[i] = s.key
+	}
+	l.add(key, "%s has no secret: set %s, or set public: true for an app that cannot keep one", key, or(names))
+	return ""
+}
+
+func (l *loader) readEnv(key, name string) string {
+	v, ok := l.env(name)
+	switch {
+	case !ok:
+		l.add(key, "%s names %s, which is not set: set %s to the client secret", key, name, name)
+	case v == "":
+		l.add(key, "%s names %s, which is empty: set %s to the client secret", key, name, name)
+	}
+	return v
+}
+
+// readFile reads a secret from the file at path, without its trailing newline
+// (editors and `echo` add one). The error names the key and the path, never content.
+func (l *loader) readFile(key, path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		l.add(key, "%s: cannot read %q: %v: check the path and that dingbridge may read the file", key, path, err)
+		return ""
+	}
+	v := strings.TrimRightFunc(string(data), unicode.IsSpace)
+	if v == "" {
+		l.add(key, "%s: %q is empty: put the secret in it", key, path)
+	}
+	return v
+}
+
+// empty reports that a required key has no value. If the value referred to
+// environment variables, setting them is the fix.
+func (l *loader) empty(key, fix string) {
+	switch unset := l.unset[key]; {
+	case len(unset) > 0:
+		fix = "set " + and(unset, "")
+	case len(l.refs[key]) > 0:
+		fix = and(l.refs[key], "") + " " + isAre(l.refs[key]) + " set but empty"
+	}
+	l.add(key, "%s is empty: %s", key, fix)
+}
+
+func setDefault(s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+}
+
+func oneOf(s string, values ...string) bool {
+	for _, v := range values {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// or lists names as "A", "A or B" or "A, B or C".
+func or(names []string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func validHostPort(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n > 0 && n <= 65535
+}
+
+func validConnectorID(id string) bool {
+	for _, c := range id {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
