@@ -1,0 +1,251 @@
+// Package keys owns the provider's key material: the asymmetric keys that sign
+// id_tokens (published as JWKS) and the symmetric key that seals opaque access
+// tokens and codes. Private keys live only in storage; this package keeps a parsed
+// copy in memory because parsing a key for every signature would cost more than the
+// signature.
+package keys
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/dingbridge/dingbridge/storage"
+)
+
+// Store is the part of storage.Storage this package needs.
+type Store interface {
+	GetKeySet(ctx context.Context) (storage.KeySet, error)
+	UpdateKeySet(ctx context.Context, update func(storage.KeySet) (storage.KeySet, error)) error
+}
+
+// Options configures a Manager.
+type Options struct {
+	// Algorithm of newly generated signing keys: RS256 (default) or ES256.
+	Algorithm jose.SignatureAlgorithm
+	// ReloadInterval bounds how long a change made by another process (a rotation
+	// through the admin CLI, another replica) takes to be seen. Default 30s.
+	ReloadInterval time.Duration
+	// Now is the clock; tests set it.
+	Now func() time.Time
+}
+
+// SigningKey is a key that may sign now.
+type SigningKey struct {
+	ID        string
+	Algorithm jose.SignatureAlgorithm
+	Private   crypto.Signer
+}
+
+// Manager hands out the current keys, generating them on first use.
+type Manager struct {
+	store Store
+	opts  Options
+
+	mu       sync.Mutex
+	loaded   *material
+	loadedAt time.Time
+}
+
+// material is one parsed KeySet.
+type material struct {
+	version  uint64
+	signing  *SigningKey
+	public   []jose.JSONWebKey
+	tokenKey [32]byte
+}
+
+// New returns a Manager over store. Call Ensure once at start-up.
+func New(store Store, opts Options) (*Manager, error) {
+	if opts.Algorithm == "" {
+		opts.Algorithm = jose.RS256
+	}
+	if opts.Algorithm != jose.RS256 && opts.Algorithm != jose.ES256 {
+		return nil, fmt.Errorf("keys: algorithm %s is not supported: use RS256 or ES256", opts.Algorithm)
+	}
+	if opts.ReloadInterval <= 0 {
+		opts.ReloadInterval = 30 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Manager{store: store, opts: opts}, nil
+}
+
+// Ensure makes sure storage holds a signing key and a token key, generating what is
+// missing. Safe to call from several processes at once: the update is atomic, so
+// only one generated key survives.
+func (m *Manager) Ensure(ctx context.Context) error {
+	err := m.store.UpdateKeySet(ctx, func(ks storage.KeySet) (storage.KeySet, error) {
+		changed := false
+		if len(ks.TokenKey) != 32 {
+			ks.TokenKey = make([]byte, 32)
+			if _, err := rand.Read(ks.TokenKey); err != nil {
+				return ks, err
+			}
+			changed = true
+		}
+		if active(ks.SigningKeys, m.opts.Now()) == nil {
+			k, err := generate(m.opts.Algorithm, m.opts.Now())
+			if err != nil {
+				return ks, err
+			}
+			ks.SigningKeys = append(ks.SigningKeys, k)
+			changed = true
+		}
+		if changed {
+			ks.Version++
+		}
+		return ks, nil
+	})
+	if err != nil {
+		return fmt.Errorf("keys: ensure key material: %w", err)
+	}
+	_, err = m.reload(ctx)
+	return err
+}
+
+// SigningKey returns the key that signs now.
+func (m *Manager) SigningKey(ctx context.Context) (SigningKey, error) {
+	mat, err := m.current(ctx)
+	if err != nil {
+		return SigningKey{}, err
+	}
+	return *mat.signing, nil
+}
+
+// PublicKeys returns every key a verifier may meet: the one that signs and the ones
+// published before or after it.
+func (m *Manager) PublicKeys(ctx context.Context) ([]jose.JSONWebKey, error) {
+	mat, err := m.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return mat.public, nil
+}
+
+// TokenKey returns the 32-byte key that seals opaque tokens and codes.
+func (m *Manager) TokenKey(ctx context.Context) ([32]byte, error) {
+	mat, err := m.current(ctx)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return mat.tokenKey, nil
+}
+
+func (m *Manager) current(ctx context.Context) (*material, error) {
+	m.mu.Lock()
+	mat, fresh := m.loaded, m.opts.Now().Sub(m.loadedAt) < m.opts.ReloadInterval
+	m.mu.Unlock()
+	if mat != nil && fresh {
+		return mat, nil
+	}
+	return m.reload(ctx)
+}
+
+func (m *Manager) reload(ctx context.Context) (*material, error) {
+	ks, err := m.store.GetKeySet(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("keys: load key set: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.loaded != nil && m.loaded.version == ks.Version {
+		m.loadedAt = m.opts.Now()
+		return m.loaded, nil
+	}
+	mat, err := parse(ks, m.opts.Now())
+	if err != nil {
+		return nil, err
+	}
+	m.loaded, m.loadedAt = mat, m.opts.Now()
+	return mat, nil
+}
+
+func parse(ks storage.KeySet, now time.Time) (*material, error) {
+	if len(ks.TokenKey) != 32 {
+		return nil, errors.New("keys: no token key in storage: run Ensure first")
+	}
+	mat := &material{version: ks.Version}
+	copy(mat.tokenKey[:], ks.TokenKey)
+	signing := active(ks.SigningKeys, now)
+	if signing == nil {
+		return nil, errors.New("keys: no signing key in storage: run Ensure first")
+	}
+	for _, k := range ks.SigningKeys {
+		if !k.Expiry.IsZero() && !now.Before(k.Expiry) {
+			continue
+		}
+		var jwk jose.JSONWebKey
+		if err := json.Unmarshal(k.PrivateJWK, &jwk); err != nil {
+			return nil, fmt.Errorf("keys: decode key %s: %w", k.ID, err)
+		}
+		signer, ok := jwk.Key.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("keys: key %s is not a private key", k.ID)
+		}
+		mat.public = append(mat.public, jose.JSONWebKey{
+			Key: signer.Public(), KeyID: k.ID, Algorithm: k.Algorithm, Use: "sig",
+		})
+		if k.ID == signing.ID {
+			mat.signing = &SigningKey{ID: k.ID, Algorithm: jose.SignatureAlgorithm(k.Algorithm), Private: signer}
+		}
+	}
+	return mat, nil
+}
+
+// active returns the key that signs at now: not retired, past NotBefore; the newest
+// such key wins so a freshly promoted key takes over at once.
+func active(keys []storage.SigningKey, now time.Time) *storage.SigningKey {
+	var best *storage.SigningKey
+	for i := range keys {
+		k := &keys[i]
+		if !k.RetiredAt.IsZero() || now.Before(k.NotBefore) {
+			continue
+		}
+		if best == nil || k.NotBefore.After(best.NotBefore) {
+			best = k
+		}
+	}
+	return best
+}
+
+func generate(alg jose.SignatureAlgorithm, now time.Time) (storage.SigningKey, error) {
+	var priv crypto.Signer
+	var err error
+	switch alg {
+	case jose.ES256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	default:
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	}
+	if err != nil {
+		return storage.SigningKey{}, fmt.Errorf("generate %s key: %w", alg, err)
+	}
+	jwk := jose.JSONWebKey{Key: priv, Algorithm: string(alg), Use: "sig"}
+	pub := jwk.Public()
+	thumb, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return storage.SigningKey{}, fmt.Errorf("thumbprint: %w", err)
+	}
+	jwk.KeyID = base64.RawURLEncoding.EncodeToString(thumb)
+	raw, err := json.Marshal(jwk)
+	if err != nil {
+		return storage.SigningKey{}, fmt.Errorf("encode key: %w", err)
+	}
+	now = now.UTC()
+	return storage.SigningKey{
+		ID: jwk.KeyID, Algorithm: string(alg), PrivateJWK: raw, CreatedAt: now, NotBefore: now,
+	}, nil
+}

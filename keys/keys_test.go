@@ -1,0 +1,149 @@
+package keys_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/dingbridge/dingbridge/keys"
+	"github.com/dingbridge/dingbridge/storage"
+	"github.com/dingbridge/dingbridge/storage/bolt"
+)
+
+func openStore(t *testing.T) *bolt.Storage {
+	t.Helper()
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "keys.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestFirstStartGeneratesAnRS256KeyThatSigns(t *testing.T) {
+	store := openStore(t)
+	m, err := keys.New(store, keys.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k, err := m.SigningKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Algorithm != jose.RS256 || k.ID == "" {
+		t.Fatalf("signing key %s %q, want RS256 with a kid", k.Algorithm, k.ID)
+	}
+	pub, err := m.PublicKeys(ctx)
+	if err != nil || len(pub) != 1 || pub[0].KeyID != k.ID || !pub[0].IsPublic() || pub[0].Use != "sig" {
+		t.Fatalf("JWKS = %+v, %v; want the one public key with its kid", pub, err)
+	}
+	// The published key verifies what the private key signs.
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k.Private}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, err := signer.Sign([]byte("payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jws.Verify(pub[0]); err != nil {
+		t.Fatalf("JWKS key does not verify the signing key's signature: %v", err)
+	}
+	ks, _ := store.GetKeySet(ctx)
+	if len(ks.TokenKey) != 32 {
+		t.Errorf("token key has %d bytes, want 32", len(ks.TokenKey))
+	}
+}
+
+func TestRestartKeepsTheSameKeys(t *testing.T) {
+	store := openStore(t)
+	ctx := context.Background()
+	first, _ := keys.New(store, keys.Options{})
+	if err := first.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := keys.New(store, keys.Options{})
+	if err := second.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := first.SigningKey(ctx)
+	b, _ := second.SigningKey(ctx)
+	ta, _ := first.TokenKey(ctx)
+	tb, _ := second.TokenKey(ctx)
+	if a.ID != b.ID || ta != tb {
+		t.Fatalf("a second start made new keys: kid %s → %s", a.ID, b.ID)
+	}
+}
+
+// Several processes starting at once against one store keep exactly one key.
+func TestConcurrentFirstStartsKeepOneKey(t *testing.T) {
+	store := openStore(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			m, _ := keys.New(store, keys.Options{Algorithm: jose.ES256})
+			if err := m.Ensure(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	ks, _ := store.GetKeySet(ctx)
+	if len(ks.SigningKeys) != 1 {
+		t.Fatalf("%d signing keys after concurrent starts, want 1", len(ks.SigningKeys))
+	}
+}
+
+// A key rotated in by another process is picked up within the reload interval.
+func TestKeysChangedElsewhereAreSeenAfterReloadInterval(t *testing.T) {
+	store := openStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m, _ := keys.New(store, keys.Options{ReloadInterval: time.Minute, Now: func() time.Time { return now }})
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := m.SigningKey(ctx)
+	// Another process retires the key and adds a new one.
+	other, _ := keys.New(store, keys.Options{Now: func() time.Time { return now }})
+	err := store.UpdateKeySet(ctx, func(ks storage.KeySet) (storage.KeySet, error) {
+		for i := range ks.SigningKeys {
+			ks.SigningKeys[i].RetiredAt = now
+		}
+		ks.Version++
+		return ks, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := m.SigningKey(ctx); k.ID != old.ID {
+		t.Fatal("reloaded before the interval")
+	}
+	now = now.Add(2 * time.Minute)
+	k, err := m.SigningKey(ctx)
+	if err != nil || k.ID == old.ID {
+		t.Fatalf("after the interval: kid %s, err %v; want the new key", k.ID, err)
+	}
+	pub, _ := m.PublicKeys(ctx)
+	if len(pub) != 2 {
+		t.Errorf("JWKS has %d keys, want the retired and the new one", len(pub))
+	}
+}
+
+func TestUnsupportedAlgorithmIsRefused(t *testing.T) {
+	if _, err := keys.New(openStore(t), keys.Options{Algorithm: jose.HS256}); err == nil {
+		t.Fatal("HS256 accepted for signing keys")
+	}
+}
