@@ -1,0 +1,34 @@
+package op_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/zitadel/oidc/v3/pkg/client/rp"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+)
+
+// BenchmarkLogin measures whole logins over loopback HTTP: authorize → login →
+// fake DingTalk (approving at once) → callback → authorize/callback → code →
+// token endpoint (client_secret_basic, PKCE, RS256 id_token) with the RP library
+// verifying the id_token. Client, provider and fake share the machine, so the
+// figure is a floor. go test -run x -bench Login -benchtime 5s ./op
+func BenchmarkLogin(b *testing.B) {
+	e := newEnv(b, envOptions{})
+	party := e.relyingParty(rpClientID, rpSecret, rpRedirectURI, "openid", "profile", "email", "offline_access")
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		br := newBrowser(b)
+		for pb.Next() {
+			a := &loginAttempt{}
+			q := br.loginAt(e.authorizeURL(party, a))
+			ctx := context.WithValue(context.Background(), nonceKey{}, a.nonce)
+			if _, err := rp.CodeExchange[*oidc.IDTokenClaims](ctx, q.Get("code"), party, rp.WithCodeVerifier(a.verifier)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logins/s")
+}

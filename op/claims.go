@@ -1,0 +1,51 @@
+package op
+
+import (
+	"slices"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/dingbridge/dingbridge/storage"
+	"github.com/dingbridge/dingbridge/upstream"
+)
+
+// subjectOf picks the `sub` for an identity. It must never change for a person,
+// which is why it comes from an id DingTalk keeps stable, never from a name.
+func (c ClaimsPolicy) subjectOf(id upstream.Identity) string {
+	switch c.Subject {
+	case "openid":
+		return id.OpenID
+	case "userid":
+		return id.UserID
+	default:
+		return id.UnionID
+	}
+}
+
+// setUserinfo fills the claims a person's scopes release. The same function serves
+// the id_token and userinfo, so the two never disagree.
+func (c ClaimsPolicy) setUserinfo(info *oidc.UserInfo, u storage.User, scopes []string) {
+	info.Subject = u.Subject
+	if u.UnionID != "" {
+		info.AppendClaims("unionid", u.UnionID)
+	}
+	if u.OpenID != "" {
+		info.AppendClaims("openid", u.OpenID)
+	}
+	if slices.Contains(scopes, oidc.ScopeProfile) {
+		info.Name = u.Nick
+		info.PreferredUsername = u.Nick
+		info.Picture = u.AvatarURL
+	}
+	if slices.Contains(scopes, oidc.ScopeEmail) && u.Email != "" {
+		info.Email = u.Email
+		info.EmailVerified = oidc.Bool(c.EmailVerified)
+		// zitadel omits a false email_verified; say it, so an RP never assumes.
+		info.AppendClaims("email_verified", c.EmailVerified)
+	}
+	if slices.Contains(scopes, oidc.ScopePhone) && u.Phone != "" {
+		info.PhoneNumber = u.Phone
+		// DingTalk accounts are registered with a mobile number confirmed by SMS.
+		info.PhoneNumberVerified = true
+	}
+}

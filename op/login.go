@@ -1,0 +1,256 @@
+package op
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	zop "github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/dingbridge/dingbridge/storage"
+	"github.com/dingbridge/dingbridge/upstream"
+)
+
+// The login step, as DESIGN.md draws it: zitadel sends the browser to /login with a
+// pending auth request; we send it on to DingTalk with a fresh state bound to that
+// request and to this browser; DingTalk sends it back to /callback/<connector>;
+// we check the state, ask the connector who logged in, record the person, mark
+// the auth request done and hand it back to zitadel, which issues the code.
+
+// login starts (or, with several connectors, offers) the upstream login.
+func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	a, err := p.store.GetAuthRequest(ctx, r.URL.Query().Get("authRequestID"))
+	if errors.Is(err, storage.ErrNotFound) {
+		p.render(w, r, &pageView{page: pageLoginExpired, status: http.StatusBadRequest})
+		return
+	}
+	if err != nil {
+		p.serverError(w, r, "load auth request", err)
+		return
+	}
+	if slices.Contains(a.Prompt, oidc.PromptNone) {
+		// dingbridge keeps no SSO session yet, so every login needs the person at DingTalk.
+		p.redirectError(w, r, a, oidc.ErrLoginRequired().WithDescription("no session at dingbridge; interaction with DingTalk is needed"))
+		return
+	}
+	conn, ok := p.connector(r.URL.Query().Get("connector"))
+	if !ok && len(p.connectors) == 1 {
+		conn, ok = p.connectors[0], true
+	}
+	if !ok {
+		v := &pageView{page: pageChooseConnector}
+		for _, c := range p.connectors {
+			v.choices = append(v.choices, link{Label: c.Name, URL: p.loginURL(a.ID, c.ID)})
+		}
+		p.render(w, r, v)
+		return
+	}
+
+	state := randomToken(32)
+	err = p.store.CreateUpstreamState(ctx, storage.UpstreamState{
+		ID:             hashToken(state),
+		AuthRequestID:  a.ID,
+		ConnectorID:    conn.ID,
+		BrowserBinding: hashToken(p.browserBinding(w, r)),
+		Expiry:         p.now().UTC().Add(p.lifetimes.UpstreamState),
+	})
+	if err != nil {
+		p.serverError(w, r, "store upstream state", err)
+		return
+	}
+	target, err := conn.Connector.LoginURL(state, p.issuer+"/callback/"+conn.ID)
+	if err != nil {
+		p.serverError(w, r, "build upstream login URL", err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// callback receives the person back from DingTalk.
+func (p *Provider) callback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	conn, ok := p.connector(chi.URLParam(r, "connector"))
+	if !ok {
+		p.render(w, r, &pageView{page: pageNotFound, status: http.StatusNotFound})
+		return
+	}
+	state := r.URL.Query().Get("state")
+	if state == "" {
+		p.render(w, r, &pageView{page: pageStateInvalid, status: http.StatusBadRequest, detail: "state is missing"})
+		return
+	}
+	st, err := p.store.ConsumeUpstreamState(ctx, hashToken(state))
+	if errors.Is(err, storage.ErrNotFound) {
+		p.log.InfoContext(ctx, "callback: unknown, used or expired state", "connector", conn.ID)
+		p.render(w, r, &pageView{page: pageStateInvalid, status: http.StatusBadRequest})
+		return
+	}
+	if err != nil {
+		p.serverError(w, r, "consume upstream state", err)
+		return
+	}
+	if st.ConnectorID != conn.ID || !p.sameBrowser(r, st.BrowserBinding) {
+		p.log.WarnContext(ctx, "security: callback state not bound to this browser or connector (possible login CSRF)",
+			"connector", conn.ID, "authRequest", st.AuthRequestID)
+		p.render(w, r, &pageView{page: pageStateInvalid, status: http.StatusBadRequest})
+		return
+	}
+	a, err := p.store.GetAuthRequest(ctx, st.AuthRequestID)
+	if errors.Is(err, storage.ErrNotFound) {
+		p.render(w, r, &pageView{page: pageLoginExpired, status: http.StatusBadRequest})
+		return
+	}
+	if err != nil {
+		p.serverError(w, r, "load auth request", err)
+		return
+	}
+
+	upstreamCtx, cancel := context.WithTimeout(ctx, p.lifetimes.UpstreamLogin)
+	id, err := conn.Connector.HandleCallback(upstreamCtx, r)
+	cancel()
+	if err != nil {
+		p.upstreamFailed(w, r, a, conn, err)
+		return
+	}
+	subject := p.claims.subjectOf(id)
+	if subject == "" || strings.Contains(subject, ":") {
+		// zitadel's opaque tokens separate token id and subject with ':'.
+		p.serverError(w, r, "pick subject", errors.New("DingTalk gave no usable "+p.claims.Subject+" for this person; check claims.subject"))
+		return
+	}
+	now := p.now().UTC()
+	user, err := p.store.UpsertUser(ctx, subject, func(u storage.User, found bool) (storage.User, error) {
+		if found && u.Disabled {
+			return u, nil
+		}
+		if !found {
+			u = storage.User{Subject: subject, FirstLogin: now}
+		}
+		u.ConnectorID, u.UnionID, u.OpenID, u.UserID, u.CorpID = conn.ID, id.UnionID, id.OpenID, id.UserID, id.CorpID
+		u.Nick, u.AvatarURL, u.Email, u.Phone = id.Nick, id.AvatarURL, id.Email, id.Phone
+		u.LastLogin = now
+		return u, nil
+	})
+	if err != nil {
+		p.serverError(w, r, "record user", err)
+		return
+	}
+	if user.Disabled {
+		p.log.InfoContext(ctx, "login refused: user disabled", "subject", subject, "client", a.ClientID)
+		p.render(w, r, &pageView{page: pageUserDisabled, status: http.StatusForbidden,
+			actions: []action{{actionBackToClient, p.errorRedirectURL(a, oidc.ErrAccessDenied().WithDescription("user is disabled"))}}})
+		return
+	}
+	err = p.store.UpdateAuthRequest(ctx, a.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+		a.Done, a.Subject, a.AuthTime, a.AMR, a.ConnectorID = true, subject, now, []string{"dingtalk"}, conn.ID
+		return a, nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		p.render(w, r, &pageView{page: pageLoginExpired, status: http.StatusBadRequest})
+		return
+	}
+	if err != nil {
+		p.serverError(w, r, "complete auth request", err)
+		return
+	}
+	p.log.InfoContext(ctx, "login", "subject", subject, "client", a.ClientID, "connector", conn.ID)
+	http.Redirect(w, r, p.authCallbackURL(a.ID), http.StatusFound)
+}
+
+// upstreamFailed maps a connector error, once, to what the person sees and what
+// the client will be told.
+func (p *Provider) upstreamFailed(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, conn Connector, err error) {
+	ctx := r.Context()
+	if errors.Is(err, upstream.ErrAccessDenied) {
+		p.log.InfoContext(ctx, "dingtalk denied the login", "connector", conn.ID, "client", a.ClientID, "err", err)
+		p.redirectError(w, r, a, oidc.ErrAccessDenied().WithDescription("the login was declined at DingTalk"))
+		return
+	}
+	v := &pageView{page: pageUpstreamError, status: http.StatusBadGateway, detail: err.Error()}
+	clientErr := oidc.ErrServerError().WithDescription("DingTalk login failed")
+	switch {
+	case errors.Is(err, upstream.ErrUnavailable):
+		v.page, v.status = pageUpstreamDown, http.StatusServiceUnavailable
+		clientErr = &oidc.Error{ErrorType: "temporarily_unavailable", Description: "DingTalk is not answering; try again later"}
+	case errors.Is(err, upstream.ErrLoginExpired):
+		v.page, v.status = pageUpstreamExpired, http.StatusBadRequest
+		clientErr = oidc.ErrServerError().WithDescription("the DingTalk login expired")
+	}
+	p.log.WarnContext(ctx, "dingtalk login failed", "connector", conn.ID, "client", a.ClientID, "err", err)
+	v.actions = []action{
+		{actionRetry, p.loginURL(a.ID, conn.ID)},
+		{actionBackToClient, p.errorRedirectURL(a, clientErr)},
+	}
+	p.render(w, r, v)
+}
+
+func (p *Provider) loginURL(authRequestID, connectorID string) string {
+	return p.issuerPath + "/login?authRequestID=" + url.QueryEscape(authRequestID) + "&connector=" + url.QueryEscape(connectorID)
+}
+
+// redirectError sends the browser back to the client with an OAuth error. The
+// auth request's redirect_uri was checked against the client at /authorize.
+func (p *Provider) redirectError(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, e *oidc.Error) {
+	_ = p.store.DeleteAuthRequest(r.Context(), a.ID)
+	http.Redirect(w, r, p.errorRedirectURL(a, e), http.StatusFound)
+}
+
+func (p *Provider) errorRedirectURL(a storage.AuthRequest, e *oidc.Error) string {
+	e.State = a.State
+	u, err := zop.AuthResponseURL(a.RedirectURI, oidc.ResponseType(a.ResponseType), oidc.ResponseMode(a.ResponseMode), e, p.oidc.Encoder())
+	if err != nil {
+		return a.RedirectURI
+	}
+	return u
+}
+
+func (p *Provider) serverError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	p.log.ErrorContext(r.Context(), what, "err", err)
+	p.render(w, r, &pageView{page: pageServerError, status: http.StatusInternalServerError})
+}
+
+func (p *Provider) loggedOut(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, &pageView{page: pageLoggedOut})
+}
+
+// browserBinding returns this browser's login nonce, setting it if absent. The
+// upstream state is bound to its hash, so a state minted in an attacker's browser
+// is worthless in a victim's (login CSRF). One value per browser, not per login,
+// so two tabs logging in at once do not overwrite each other.
+func (p *Provider) browserBinding(w http.ResponseWriter, r *http.Request) string {
+	name := p.bindingCookieName()
+	if c, err := r.Cookie(name); err == nil && len(c.Value) == 43 {
+		return c.Value
+	}
+	value := randomToken(32)
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: value, Path: p.issuerPath + "/", MaxAge: int(p.lifetimes.UpstreamState.Seconds()),
+		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode,
+	})
+	return value
+}
+
+func (p *Provider) sameBrowser(r *http.Request, bindingHash string) bool {
+	c, err := r.Cookie(p.bindingCookieName())
+	if err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(hashToken(c.Value)), []byte(bindingHash)) == 1
+}
+
+// bindingCookieName uses the __Host- prefix where the browser allows it, so no
+// sibling subdomain can plant the cookie.
+func (p *Provider) bindingCookieName() string {
+	if p.secure && p.issuerPath == "" {
+		return "__Host-dingbridge_login"
+	}
+	return "dingbridge_login"
+}

@@ -1,0 +1,162 @@
+package op
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"net/http"
+
+	"golang.org/x/text/language"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// pageTemplate is parsed once; it is read-only after init.
+var pageTemplate = template.Must(template.ParseFS(templateFS, "templates/page.html"))
+
+// page names what a person is shown; the words live in messages.
+type page string
+
+const (
+	pageUnknownClient      page = "unknown_client"
+	pageRedirectURI        page = "redirect_uri"
+	pageBadRequest         page = "bad_request"
+	pageLoginExpired       page = "login_expired"
+	pageStateInvalid       page = "state_invalid"
+	pageUpstreamDown       page = "upstream_unavailable"
+	pageUpstreamError      page = "upstream_error"
+	pageUpstreamExpired    page = "upstream_expired"
+	pageUpstreamDenied     page = "upstream_denied"
+	pageUserDisabled       page = "user_disabled"
+	pageChooseConnector    page = "choose_connector"
+	pageLoggedOut          page = "logged_out"
+	pageServerError        page = "server_error"
+	pageNotFound           page = "not_found"
+	actionRetry            page = "action_retry"
+	actionBackToClient     page = "action_back"
+	actionBackToClientDeny page = "action_back_deny"
+)
+
+type message struct{ Title, Body, Hint string }
+
+// messages holds every sentence a person may read, in the two languages offered.
+var messages = map[string]map[page]message{
+	"en": {
+		pageUnknownClient: {"Unknown application", "The application that sent you here is not registered with this login service.",
+			"Ask the application's administrator to register it (dingbridge client add), then try again."},
+		pageRedirectURI: {"Address not registered", "The application asked to send you back to an address it has not registered, so you were not sent there.",
+			"Ask the application's administrator to register the exact redirect URI."},
+		pageBadRequest: {"Invalid login request", "The login request is missing something it needs.",
+			"Go back to the application and start the login again."},
+		pageLoginExpired: {"This login has expired", "The login took too long or was already finished.",
+			"Go back to the application and log in again."},
+		pageStateInvalid: {"Login could not be verified", "The answer from DingTalk did not match a login started in this browser, or it was already used. To protect you, it was not accepted.",
+			"Go back to the application and log in again in the same browser."},
+		pageUpstreamDown: {"DingTalk is not answering", "DingTalk did not answer in time or is busy right now.",
+			"Wait a moment and try again."},
+		pageUpstreamError: {"DingTalk login failed", "DingTalk returned an error while confirming who you are.",
+			"Try again. If it keeps failing, tell your administrator the details below."},
+		pageUpstreamExpired: {"The DingTalk login expired", "DingTalk no longer accepts this login (it was used or took too long).",
+			"Log in with DingTalk again."},
+		pageUpstreamDenied: {"Login refused", "DingTalk did not allow this login.", ""},
+		pageUserDisabled: {"Account disabled", "Your account has been disabled on this login service.",
+			"Contact your administrator if you think this is a mistake."},
+		pageChooseConnector: {"Log in", "Choose how to log in.", ""},
+		pageLoggedOut:       {"You have logged out", "You can close this window.", ""},
+		pageServerError: {"Something went wrong", "The login service could not complete your request.",
+			"Try again later. If it keeps failing, tell your administrator."},
+		pageNotFound:           {"Page not found", "", ""},
+		actionRetry:            {Title: "Try again"},
+		actionBackToClient:     {Title: "Back to the application"},
+		actionBackToClientDeny: {Title: "Back to the application"},
+	},
+	"zh": {
+		pageUnknownClient: {"未知的应用", "跳转到此处的应用没有在本登录服务中注册。",
+			"请联系该应用的管理员完成注册（dingbridge client add）后再试。"},
+		pageRedirectURI: {"回调地址未注册", "应用要求将您送回一个未注册的地址，为保护您的安全，没有跳转。",
+			"请联系该应用的管理员注册完全一致的回调地址（redirect URI）。"},
+		pageBadRequest:   {"登录请求无效", "登录请求缺少必要的参数。", "请返回应用重新登录。"},
+		pageLoginExpired: {"登录已过期", "登录用时过长，或已经完成。", "请返回应用重新登录。"},
+		pageStateInvalid: {"无法验证此次登录", "钉钉返回的结果与本浏览器发起的登录不匹配，或已被使用过。为保护您的账号，已拒绝。",
+			"请返回应用，在同一个浏览器中重新登录。"},
+		pageUpstreamDown:       {"钉钉暂时无法响应", "钉钉没有及时响应，或当前繁忙。", "请稍候再试。"},
+		pageUpstreamError:      {"钉钉登录失败", "钉钉在确认您的身份时返回了错误。", "请重试。如果一直失败，请将下方信息告诉管理员。"},
+		pageUpstreamExpired:    {"钉钉登录已失效", "钉钉不再接受此次登录（已被使用或超时）。", "请重新使用钉钉登录。"},
+		pageUpstreamDenied:     {"登录被拒绝", "钉钉没有允许此次登录。", ""},
+		pageUserDisabled:       {"账号已停用", "您的账号已在本登录服务中停用。", "如有疑问，请联系管理员。"},
+		pageChooseConnector:    {"登录", "请选择登录方式。", ""},
+		pageLoggedOut:          {"您已退出登录", "现在可以关闭此窗口。", ""},
+		pageServerError:        {"出错了", "登录服务暂时无法完成您的请求。", "请稍后再试。如果一直失败，请联系管理员。"},
+		pageNotFound:           {"页面不存在", "", ""},
+		actionRetry:            {Title: "重试"},
+		actionBackToClient:     {Title: "返回应用"},
+		actionBackToClientDeny: {Title: "返回应用"},
+	},
+}
+
+var languageMatcher = language.NewMatcher([]language.Tag{language.English, language.SimplifiedChinese})
+
+// pageLanguage picks zh or en from Accept-Language; English when nothing matches.
+func pageLanguage(r *http.Request) string {
+	tag, _ := language.MatchStrings(languageMatcher, r.Header.Get("Accept-Language"))
+	if base, _ := tag.Base(); base.String() == "zh" {
+		return "zh"
+	}
+	return "en"
+}
+
+type link struct {
+	Label, URL string
+	Primary    bool
+}
+
+type pageData struct {
+	Lang              string
+	Title, Body, Hint string
+	Detail            string
+	Actions, Choices  []link
+}
+
+// pageView is one page about to be rendered.
+type pageView struct {
+	page    page
+	status  int
+	detail  string // safe, technical: an error code or DingTalk request id
+	actions []action
+	choices []link
+}
+
+// action is a button on a page: its label is looked up in messages.
+type action struct {
+	label page
+	url   string
+}
+
+// render writes a page in the person's language. Pages are never cached: they
+// describe one request.
+func (p *Provider) render(w http.ResponseWriter, r *http.Request, v *pageView) {
+	lang := pageLanguage(r)
+	m := messages[lang][v.page]
+	data := pageData{Lang: lang, Title: m.Title, Body: m.Body, Hint: m.Hint, Detail: v.detail, Choices: v.choices}
+	if lang == "zh" {
+		data.Lang = "zh-CN"
+	}
+	for i, a := range v.actions {
+		data.Actions = append(data.Actions, link{Label: messages[lang][a.label].Title, URL: a.url, Primary: i == 0})
+	}
+	var buf bytes.Buffer
+	if err := pageTemplate.Execute(&buf, data); err != nil {
+		p.log.ErrorContext(r.Context(), "render page", "page", string(v.page), "err", err)
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Language", data.Lang)
+	if v.status == 0 {
+		v.status = http.StatusOK
+	}
+	w.WriteHeader(v.status)
+	_, _ = w.Write(buf.Bytes())
+}

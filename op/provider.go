@@ -1,0 +1,270 @@
+// Package op is dingbridge's OpenID Provider: zitadel's op.Provider for the
+// protocol, wired on a chi router with the pages zitadel leaves to us — the login
+// step that sends a person to DingTalk, the callback that brings them back, and the
+// error pages in between.
+package op
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	jose "github.com/go-jose/go-jose/v4"
+	zop "github.com/zitadel/oidc/v3/pkg/op"
+	"golang.org/x/text/language"
+
+	"github.com/dingbridge/dingbridge/keys"
+	"github.com/dingbridge/dingbridge/storage"
+	"github.com/dingbridge/dingbridge/upstream"
+)
+
+// Config is everything the provider needs, as plain values.
+type Config struct {
+	// Issuer is the URL clients know the provider by; may have a path.
+	Issuer     string
+	Connectors []Connector
+	Storage    storage.Storage
+	Keys       *keys.Manager
+
+	StaticClients []StaticClient
+	Claims        ClaimsPolicy
+	Lifetimes     Lifetimes
+
+	// Logger gets structured logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Connector is one configured upstream login.
+type Connector struct {
+	ID        string // in URLs: /callback/<ID>
+	Name      string // shown on the chooser page
+	Connector upstream.Connector
+}
+
+// ClaimsPolicy says how DingTalk identities become claims.
+type ClaimsPolicy struct {
+	// Subject: "unionid" (default), "openid" or "userid".
+	Subject string
+	// EmailVerified is the email_verified value released with an email: DingTalk
+	// does not verify personal email addresses, so false unless an operator knows better.
+	EmailVerified bool
+}
+
+// Lifetimes of what the provider issues; zero values take the defaults.
+type Lifetimes struct {
+	IDToken       time.Duration // 1h
+	AccessToken   time.Duration // 1h
+	RefreshToken  time.Duration // 30 days
+	AuthRequest   time.Duration // 15m: how long a person may take to log in
+	AuthCode      time.Duration // 60s
+	UpstreamState time.Duration // 10m
+	// UpstreamLogin bounds everything done with DingTalk in one callback
+	// (retries included); each single call has the connector's own timeout.
+	UpstreamLogin time.Duration // 30s
+}
+
+func (l Lifetimes) withDefaults() Lifetimes {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&l.IDToken, time.Hour)
+	def(&l.AccessToken, time.Hour)
+	def(&l.RefreshToken, 30*24*time.Hour)
+	def(&l.AuthRequest, 15*time.Minute)
+	def(&l.AuthCode, 60*time.Second)
+	def(&l.UpstreamState, 10*time.Minute)
+	def(&l.UpstreamLogin, 30*time.Second)
+	return l
+}
+
+// Provider is the OpenID Provider as one http.Handler.
+type Provider struct {
+	issuer     string // without trailing slash
+	issuerPath string // "" or "/sso"
+	secure     bool   // issuer is https: cookies get Secure, pages get HSTS
+	store      storage.Storage
+	keys       *keys.Manager
+	clients    *clients
+	connectors []Connector
+	claims     ClaimsPolicy
+	lifetimes  Lifetimes
+	log        *slog.Logger
+	now        func() time.Time
+
+	oidc    *zop.Provider
+	handler http.Handler
+}
+
+// New builds the provider. The key manager must have been Ensure'd.
+func New(ctx context.Context, cfg Config) (*Provider, error) {
+	issuerURL, err := url.Parse(cfg.Issuer)
+	if err != nil || issuerURL.Host == "" {
+		return nil, fmt.Errorf("op: issuer %q is not an absolute URL", cfg.Issuer)
+	}
+	if len(cfg.Connectors) == 0 {
+		return nil, errors.New("op: no connector configured")
+	}
+	if cfg.Storage == nil || cfg.Keys == nil {
+		return nil, errors.New("op: storage and keys are required")
+	}
+	p := &Provider{
+		issuer:     strings.TrimSuffix(cfg.Issuer, "/"),
+		issuerPath: strings.TrimSuffix(issuerURL.Path, "/"),
+		secure:     issuerURL.Scheme == "https",
+		store:      cfg.Storage,
+		keys:       cfg.Keys,
+		connectors: cfg.Connectors,
+		claims:     cfg.Claims,
+		lifetimes:  cfg.Lifetimes.withDefaults(),
+		log:        cfg.Logger,
+		now:        cfg.Now,
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.claims.Subject == "" {
+		p.claims.Subject = "unionid"
+	}
+	p.clients = newClients(cfg.StaticClients, cfg.Storage, p.lifetimes, func(id string) string {
+		return p.issuerPath + "/login?authRequestID=" + url.QueryEscape(id)
+	})
+
+	tokenKey, err := cfg.Keys.TokenKey(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("op: %w", err)
+	}
+	opts := []zop.Option{}
+	if !p.secure {
+		opts = append(opts, zop.WithAllowInsecure())
+	}
+	p.oidc, err = zop.NewProvider(&zop.Config{
+		CryptoKey:                tokenKey,
+		DefaultLogoutRedirectURI: p.issuerPath + "/logged-out",
+		CodeMethodS256:           true,
+		AuthMethodPost:           true,
+		GrantTypeRefreshToken:    true,
+		SupportedUILocales:       []language.Tag{language.SimplifiedChinese, language.English},
+		SupportedScopes:          []string{"openid", "profile", "email", "phone", "offline_access"},
+		SupportedClaims: []string{
+			"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "at_hash", "c_hash",
+			"unionid", "openid", "name", "preferred_username", "picture",
+			"email", "email_verified", "phone_number", "phone_number_verified",
+		},
+	}, &oidcStorage{p: p}, zop.StaticIssuer(p.issuer), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("op: %w", err)
+	}
+	p.handler = p.routes()
+	return p, nil
+}
+
+func (p *Provider) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(p.logRequests, securityHeaders(p.secure))
+	r.Get("/healthz", p.healthz)
+	r.Get("/readyz", p.readyz)
+	r.Get("/login", p.login)
+	r.Get("/callback/{connector}", p.callback)
+	r.Get("/logged-out", p.loggedOut)
+	r.Handle("/authorize", p.checkAuthorize(p.oidc))
+	r.Mount("/", p.oidc)
+	if p.issuerPath == "" {
+		return r
+	}
+	outer := chi.NewRouter()
+	outer.Mount(p.issuerPath, http.StripPrefix(p.issuerPath, r))
+	return outer
+}
+
+func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.handler.ServeHTTP(w, r) }
+
+// authCallbackURL is where the login step hands a finished auth request back to zitadel.
+func (p *Provider) authCallbackURL(authRequestID string) string {
+	return p.oidc.AuthorizationEndpoint().Absolute(p.issuer) + "/callback?id=" + url.QueryEscape(authRequestID)
+}
+
+func (p *Provider) connector(id string) (Connector, bool) {
+	for _, c := range p.connectors {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return Connector{}, false
+}
+
+// Sweep removes expired records every interval until ctx is done.
+func (p *Provider) Sweep(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			res, err := p.store.GarbageCollect(ctx, p.now())
+			if err != nil {
+				p.log.ErrorContext(ctx, "sweep expired records", "err", err)
+				continue
+			}
+			if !res.IsZero() {
+				p.log.DebugContext(ctx, "swept expired records", "authRequests", res.AuthRequests,
+					"codes", res.AuthCodes, "accessTokens", res.AccessTokens,
+					"refreshTokens", res.RefreshTokens, "upstreamStates", res.UpstreamStates)
+			}
+		}
+	}
+}
+
+func (p *Provider) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (p *Provider) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := p.store.Ping(ctx); err != nil {
+		p.log.ErrorContext(ctx, "readiness: storage unreachable", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("storage unreachable\n"))
+		return
+	}
+	if _, err := p.keys.SigningKey(ctx); err != nil {
+		p.log.ErrorContext(ctx, "readiness: no signing key", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("no signing key\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// signingKey adapts keys.SigningKey to zitadel.
+type signingKey struct{ keys.SigningKey }
+
+func (k signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return k.Algorithm }
+func (k signingKey) Key() any                                    { return k.Private }
+func (k signingKey) ID() string                                  { return k.SigningKey.ID }
+
+// publicKey adapts a JWKS entry to zitadel.
+type publicKey struct{ jose.JSONWebKey }
+
+func (k publicKey) ID() string { return k.KeyID }
+func (k publicKey) Algorithm() jose.SignatureAlgorithm {
+	return jose.SignatureAlgorithm(k.JSONWebKey.Algorithm)
+}
+func (k publicKey) Use() string { return k.JSONWebKey.Use }
+func (k publicKey) Key() any    { return k.JSONWebKey.Key }
