@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dingbridge/dingbridge/cmd/dingbridge/demoapp"
+	"github.com/dingbridge/dingbridge/config"
+	"github.com/dingbridge/dingbridge/upstream/dingtalk/dingtalktest"
+)
+
+// devOptions are the flags of `dingbridge dev`.
+type devOptions struct {
+	listen         string
+	dingtalkListen string
+	autoApprove    string
+	dbPath         string
+	logLevel       string
+}
+
+func devCommand() *cobra.Command {
+	var o devOptions
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the provider with a fake DingTalk, demo users and a demo app (no credentials needed)",
+		Long: `dev runs everything a newcomer needs to click through a login: the provider,
+a fake DingTalk beside it, three demo users, a demo client and a demo app at /demo.
+Nothing is real: the database is thrown away on exit unless --db is given.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDev(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", "127.0.0.1:5556", "address of the provider (and the demo app)")
+	f.StringVar(&o.dingtalkListen, "dingtalk-listen", "127.0.0.1:5557", "address of the fake DingTalk")
+	f.StringVar(&o.autoApprove, "auto-approve", "", "log in as this demo user (nick or unionId) without showing the fake DingTalk page")
+	f.StringVar(&o.dbPath, "db", "", "keep the database in this file (default: a temporary file, removed on exit)")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
+	logger := newLogger(stderr, config.Logging{Level: o.logLevel})
+	slog.SetDefault(logger)
+
+	dbPath := o.dbPath
+	if dbPath == "" {
+		dir, err := os.MkdirTemp("", "dingbridge-dev-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		dbPath = filepath.Join(dir, "dingbridge.db")
+	}
+	dtListener, err := net.Listen("tcp", o.dingtalkListen)
+	if err != nil {
+		return fmt.Errorf("fake DingTalk: listen on %s: %w", o.dingtalkListen, err)
+	}
+	defer dtListener.Close()
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	issuer := "http://" + ln.Addr().String()
+	dingtalkURL := "http://" + dtListener.Addr().String()
+
+	users := dingtalktest.DemoUsers()
+	dtApp := dingtalktest.App{ClientID: "dingbridge-dev", ClientSecret: rand.Text(), RedirectURIs: []string{issuer + "/callback/dingtalk"}}
+	fake := dingtalktest.New(dingtalktest.Config{Apps: []dingtalktest.App{dtApp}, Users: users, Logger: logger})
+	defer fake.Close()
+	if o.autoApprove != "" {
+		u, ok := findDemoUser(users, o.autoApprove)
+		if !ok {
+			return fmt.Errorf("--auto-approve %q: no demo user has that nick or unionId", o.autoApprove)
+		}
+		fake.AutoApprove(u.UnionID)
+	}
+	dtServer := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = dtServer.Serve(dtListener) }()
+	defer dtServer.Close()
+
+	demo, err := demoapp.New(demoapp.Config{Issuer: issuer, ClientID: "demo", ClientSecret: rand.Text(), BaseURL: issuer + "/demo"})
+	if err != nil {
+		return err
+	}
+	cfg := &config.Config{
+		Issuer: issuer,
+		Connectors: []config.Connector{{
+			ID: "dingtalk", Name: "钉钉 (fake)", ClientID: dtApp.ClientID, ClientSecret: dtApp.ClientSecret,
+			Endpoints: config.Endpoints{Login: dingtalkURL, API: dingtalkURL, OAPI: dingtalkURL},
+		}},
+		StaticClients: []config.StaticClient{{
+			ID: "demo", Name: "Demo app", Secret: demo.ClientSecret(),
+			RedirectURIs: []string{demo.RedirectURI()}, PostLogoutRedirectURIs: []string{demo.PostLogoutRedirectURI()},
+		}},
+	}
+	store, err := openStorage(config.Storage{Path: dbPath}, true)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	provider, err := newProvider(ctx, cfg, store, logger)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/demo/", demo)
+	mux.Handle("/demo", demo)
+	mux.Handle("/", provider)
+
+	printDevBanner(stdout, issuer, dingtalkURL, cfg.StaticClients[0], users, o.autoApprove)
+	return serveHTTP(ctx, ln, mux, provider, logger)
+}
+
+func findDemoUser(users []dingtalktest.User, who string) (dingtalktest.User, bool) {
+	for _, u := range users {
+		if u.Nick == who || u.UnionID == who {
+			return u, true
+		}
+	}
+	return dingtalktest.User{}, false
+}
+
+func printDevBanner(w io.Writer, issuer, dingtalkURL string, client config.StaticClient, users []dingtalktest.User, autoApprove string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\ndingbridge dev — a provider with a fake DingTalk. Nothing here is real.\n\n")
+	fmt.Fprintf(&b, "  Demo app:       %s/demo/   ← open this and press “log in”\n", issuer)
+	fmt.Fprintf(&b, "  Issuer:         %s\n", issuer)
+	fmt.Fprintf(&b, "  Discovery:      %s/.well-known/openid-configuration\n", issuer)
+	fmt.Fprintf(&b, "  Fake DingTalk:  %s\n\n", dingtalkURL)
+	fmt.Fprintf(&b, "  Demo client:    id %s\n", client.ID)
+	fmt.Fprintf(&b, "                  secret %s\n", client.Secret)
+	fmt.Fprintf(&b, "                  redirect URI %s\n\n", client.RedirectURIs[0])
+	fmt.Fprintf(&b, "  Demo users:\n")
+	for _, u := range users {
+		fmt.Fprintf(&b, "    %s  unionId %s\n", u.Nick, u.UnionID)
+	}
+	if autoApprove != "" {
+		fmt.Fprintf(&b, "\n  The fake DingTalk approves %s at once (--auto-approve).\n", autoApprove)
+	}
+	fmt.Fprintln(&b)
+	_, _ = io.WriteString(w, b.String())
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dingbridge/dingbridge/config"
+	"github.com/dingbridge/dingbridge/keys"
+	"github.com/dingbridge/dingbridge/op"
+	"github.com/dingbridge/dingbridge/storage"
+	"github.com/dingbridge/dingbridge/storage/bolt"
+	"github.com/dingbridge/dingbridge/upstream/dingtalk"
+)
+
+func serveCommand(env config.Env) *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the OpenID Provider",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(path, env)
+			if err != nil {
+				return err
+			}
+			logger := newLogger(cmd.ErrOrStderr(), cfg.Logging)
+			slog.SetDefault(logger) // zitadel's op logs through the default logger
+			store, err := openStorage(cfg.Storage, false)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+			}
+			provider, err := newProvider(cmd.Context(), cfg, store, logger)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			logger.Info("dingbridge serving", "version", version, "issuer", cfg.Issuer, "listen", ln.Addr().String())
+			return serveHTTP(cmd.Context(), ln, provider, provider, logger)
+		},
+	}
+	addConfigFlag(cmd, &path, env)
+	return cmd
+}
+
+func openStorage(cfg config.Storage, throwaway bool) (*bolt.Storage, error) {
+	store, err := bolt.Open(cfg.Path, bolt.Options{NoSync: throwaway})
+	if errors.Is(err, bolt.ErrLocked) {
+		return nil, fmt.Errorf("%s is in use by another dingbridge process: stop it, or use the admin commands, which talk to it", cfg.Path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	return store, nil
+}
+
+// newProvider wires the configuration into an op.Provider.
+func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage, logger *slog.Logger) (*op.Provider, error) {
+	km, err := keys.New(store, keys.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if err := km.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	var connectors []op.Connector
+	for _, c := range cfg.Connectors {
+		conn, err := dingtalk.New(dingtalk.Config{
+			ClientID:     c.ClientID,
+			ClientSecret: c.ClientSecret,
+			Scope:        c.Scope,
+			CorpID:       c.CorpID,
+			Timeout:      time.Duration(c.Timeout),
+			Endpoints:    dingtalk.Endpoints{Login: c.Endpoints.Login, API: c.Endpoints.API, OAPI: c.Endpoints.OAPI},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("connector %s: %w", c.ID, err)
+		}
+		connectors = append(connectors, op.Connector{ID: c.ID, Name: c.Name, Connector: conn})
+	}
+	var clients []op.StaticClient
+	for _, c := range cfg.StaticClients {
+		clients = append(clients, op.StaticClient{
+			ID: c.ID, Name: c.Name, Secret: c.Secret, Public: c.Public,
+			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		})
+	}
+	return op.New(ctx, op.Config{
+		Issuer:        cfg.Issuer,
+		Connectors:    connectors,
+		Storage:       store,
+		Keys:          km,
+		StaticClients: clients,
+		Claims:        op.ClaimsPolicy{Subject: cfg.Claims.Subject, EmailVerified: cfg.Claims.EmailVerified},
+		Lifetimes: op.Lifetimes{
+			IDToken:       time.Duration(cfg.Expiry.IDToken),
+			AccessToken:   time.Duration(cfg.Expiry.AccessToken),
+			RefreshToken:  time.Duration(cfg.Expiry.RefreshToken),
+			AuthRequest:   time.Duration(cfg.Expiry.AuthRequest),
+			AuthCode:      time.Duration(cfg.Expiry.AuthCode),
+			UpstreamState: time.Duration(cfg.Expiry.UpstreamState),
+		},
+		Logger: logger,
+	})
+}
+
+// serveHTTP serves handler on ln until ctx is done, then drains connections.
+func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, provider *op.Provider, logger *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	go provider.Sweep(sweepCtx, time.Minute)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: draining connections")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, cfg config.Logging) *slog.Logger {
+	var level slog.Level
+	switch strings.ToLower(cfg.Level) {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
