@@ -195,6 +195,10 @@ func parse(ks storage.KeySet, now time.Time) (*material, error) {
 		if !ok {
 			return nil, fmt.Errorf("keys: key %s is not a private key", k.ID)
 		}
+		if rsaKey, ok := signer.(*rsa.PrivateKey); ok {
+			// Without this, every signature re-validates the key (~0.15 ms).
+			rsaKey.Precompute()
+		}
 		mat.public = append(mat.public, jose.JSONWebKey{
 			Key: signer.Public(), KeyID: k.ID, Algorithm: k.Algorithm, Use: "sig",
 		})
