@@ -26,13 +26,8 @@ import (
 // login starts (or, with several connectors, offers) the upstream login.
 func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	a, err := p.store.GetAuthRequest(ctx, r.URL.Query().Get("authRequestID"))
-	if errors.Is(err, storage.ErrNotFound) {
-		p.render(w, r, &pageView{page: pageLoginExpired, status: http.StatusBadRequest})
-		return
-	}
-	if err != nil {
-		p.serverError(w, r, "load auth request", err)
+	a, ok := p.pendingAuthRequest(w, r, r.URL.Query().Get("authRequestID"))
+	if !ok {
 		return
 	}
 	if slices.Contains(a.Prompt, oidc.PromptNone) {
@@ -54,7 +49,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	}
 
 	state := randomToken(32)
-	err = p.store.CreateUpstreamState(ctx, storage.UpstreamState{
+	err := p.store.CreateUpstreamState(ctx, storage.UpstreamState{
 		ID:             hashToken(state),
 		AuthRequestID:  a.ID,
 		ConnectorID:    conn.ID,
@@ -103,13 +98,8 @@ func (p *Provider) callback(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, &pageView{page: pageStateInvalid, status: http.StatusBadRequest})
 		return
 	}
-	a, err := p.store.GetAuthRequest(ctx, st.AuthRequestID)
-	if errors.Is(err, storage.ErrNotFound) {
-		p.render(w, r, &pageView{page: pageLoginExpired, status: http.StatusBadRequest})
-		return
-	}
-	if err != nil {
-		p.serverError(w, r, "load auth request", err)
+	a, ok := p.pendingAuthRequest(w, r, st.AuthRequestID)
+	if !ok {
 		return
 	}
 
@@ -163,6 +153,21 @@ func (p *Provider) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	p.log.InfoContext(ctx, "login", "subject", subject, "client", a.ClientID, "connector", conn.ID)
 	http.Redirect(w, r, p.authCallbackURL(a.ID), http.StatusFound)
+}
+
+// pendingAuthRequest loads the auth request a login step works for; when it is
+// gone (expired, or finished in another tab) the person is told and false returned.
+func (p *Provider) pendingAuthRequest(w http.ResponseWriter, r *http.Request, id string) (storage.AuthRequest, bool) {
+	a, err := p.store.GetAuthRequest(r.Context(), id)
+	if errors.Is(err, storage.ErrNotFound) {
+		p.render(w, r, &pageView{page: pageLoginExpired, status: http.StatusBadRequest})
+		return a, false
+	}
+	if err != nil {
+		p.serverError(w, r, "load auth request", err)
+		return a, false
+	}
+	return a, true
 }
 
 // upstreamFailed maps a connector error, once, to what the person sees and what
