@@ -44,7 +44,7 @@ type message struct{ Title, Body, Hint string }
 var messages = map[string]map[page]message{
 	"en": {
 		pageUnknownClient: {"Unknown application", "The application that sent you here is not registered with this login service.",
-			"Ask the application's administrator to register it (dingbridge client add), then try again."},
+			"Ask the application's administrator to register it with dingbridge, then try again."},
 		pageRedirectURI: {"Address not registered", "The application asked to send you back to an address it has not registered, so you were not sent there.",
 			"Ask the application's administrator to register the exact redirect URI."},
 		pageBadRequest: {"Invalid login request", "The login request is missing something it needs.",
@@ -73,7 +73,7 @@ var messages = map[string]map[page]message{
 	},
 	"zh": {
 		pageUnknownClient: {"未知的应用", "跳转到此处的应用没有在本登录服务中注册。",
-			"请联系该应用的管理员完成注册（dingbridge client add）后再试。"},
+			"请联系该应用的管理员在 dingbridge 中完成注册后再试。"},
 		pageRedirectURI: {"回调地址未注册", "应用要求将您送回一个未注册的地址，为保护您的安全，没有跳转。",
 			"请联系该应用的管理员注册完全一致的回调地址（redirect URI）。"},
 		pageBadRequest:   {"登录请求无效", "登录请求缺少必要的参数。", "请返回应用重新登录。"},

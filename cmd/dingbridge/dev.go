@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -53,7 +52,15 @@ Nothing is real: the database is thrown away on exit unless --db is given.`,
 
 func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	logger := newLogger(stderr, config.Logging{Level: o.logLevel})
-	slog.SetDefault(logger)
+	defer useDefaultLogger(logger)()
+	users := dingtalktest.DemoUsers()
+	var approve dingtalktest.User
+	if o.autoApprove != "" {
+		var ok bool
+		if approve, ok = findDemoUser(users, o.autoApprove); !ok {
+			return fmt.Errorf("--auto-approve %q: no demo user has that nick or unionId", o.autoApprove)
+		}
+	}
 
 	dbPath := o.dbPath
 	if dbPath == "" {
@@ -73,19 +80,15 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
+	defer ln.Close() // on early errors; serveHTTP closes it otherwise
 	issuer := "http://" + ln.Addr().String()
 	dingtalkURL := "http://" + dtListener.Addr().String()
 
-	users := dingtalktest.DemoUsers()
 	dtApp := dingtalktest.App{ClientID: "dingbridge-dev", ClientSecret: rand.Text(), RedirectURIs: []string{issuer + "/callback/dingtalk"}}
 	fake := dingtalktest.New(dingtalktest.Config{Apps: []dingtalktest.App{dtApp}, Users: users, Logger: logger})
 	defer fake.Close()
-	if o.autoApprove != "" {
-		u, ok := findDemoUser(users, o.autoApprove)
-		if !ok {
-			return fmt.Errorf("--auto-approve %q: no demo user has that nick or unionId", o.autoApprove)
-		}
-		fake.AutoApprove(u.UnionID)
+	if approve.UnionID != "" {
+		fake.AutoApprove(approve.UnionID)
 	}
 	dtServer := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = dtServer.Serve(dtListener) }()

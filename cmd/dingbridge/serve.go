@@ -33,7 +33,7 @@ func serveCommand(env config.Env) *cobra.Command {
 				return err
 			}
 			logger := newLogger(cmd.ErrOrStderr(), cfg.Logging)
-			slog.SetDefault(logger) // zitadel's op logs through the default logger
+			defer useDefaultLogger(logger)()
 			store, err := openStorage(cfg.Storage, false)
 			if err != nil {
 				return err
@@ -59,7 +59,7 @@ func serveCommand(env config.Env) *cobra.Command {
 func openStorage(cfg config.Storage, throwaway bool) (*bolt.Storage, error) {
 	store, err := bolt.Open(cfg.Path, bolt.Options{NoSync: throwaway})
 	if errors.Is(err, bolt.ErrLocked) {
-		return nil, fmt.Errorf("%s is in use by another dingbridge process: stop it, or use the admin commands, which talk to it", cfg.Path)
+		return nil, fmt.Errorf("%s is in use by another dingbridge process: stop it first", cfg.Path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open storage: %w", err)
@@ -146,6 +146,14 @@ func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, provi
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// useDefaultLogger makes logger the default (zitadel's op logs through
+// slog.Default) and returns the function that puts the previous one back.
+func useDefaultLogger(logger *slog.Logger) (restore func()) {
+	prev := slog.Default()
+	slog.SetDefault(logger)
+	return func() { slog.SetDefault(prev) }
 }
 
 func newLogger(w io.Writer, cfg config.Logging) *slog.Logger {
