@@ -56,6 +56,8 @@ type envOptions struct {
 	upstreamTimeout time.Duration
 	// addr to listen on; a restart reuses the previous address so the issuer stays.
 	addr string
+	// logger replaces the test logger (a test that reads what is logged).
+	logger *slog.Logger
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -109,6 +111,10 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	logger := opts.logger
+	if logger == nil {
+		logger = testLogger(t)
+	}
 	e.provider, err = op.New(ctx, op.Config{
 		Issuer:     e.issuer,
 		Connectors: []op.Connector{{ID: "dingtalk", Name: "钉钉", Connector: conn}},
@@ -118,7 +124,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 			{ID: rpClientID, Name: "Grafana", Secret: rpSecret, RedirectURIs: []string{rpRedirectURI}},
 			{ID: publicClientID, Name: "CLI", Public: true, RedirectURIs: []string{publicRedirect}},
 		},
-		Logger: testLogger(t),
+		Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)

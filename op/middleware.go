@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	zop "github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // securityHeaders protects every response: pages may not be framed, sniffed, or
@@ -93,6 +96,22 @@ func (p *Provider) checkAuthorize(next http.Handler) http.Handler {
 			p.render(w, r, &pageView{page: pageRedirectURI, status: http.StatusBadRequest, detail: "redirect_uri: " + redirectURI})
 			return
 		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// revokeIgnoresHint drops token_type_hint before zitadel reads it. Told
+// "access_token", zitadel never looks the token up as a refresh token and answers
+// 200 having revoked nothing; RFC 7009 §2.1 says a wrong hint must not matter.
+// Without a hint zitadel tries a refresh token first, then an access token.
+func revokeIgnoresHint(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			zop.RevocationRequestError(w, r, oidc.ErrInvalidRequest().WithDescription("unable to parse request").WithParent(err))
+			return
+		}
+		r.Form.Del("token_type_hint")
+		r.PostForm.Del("token_type_hint")
 		next.ServeHTTP(w, r)
 	})
 }

@@ -180,6 +180,7 @@ func (p *Provider) routes() http.Handler {
 	r.Get("/callback/{connector}", p.callback)
 	r.Get("/logged-out", p.loggedOut)
 	r.Handle("/authorize", p.checkAuthorize(p.oidc))
+	r.Handle(p.oidc.RevocationEndpoint().Relative(), revokeIgnoresHint(p.oidc))
 	r.Mount("/", p.oidc)
 	if p.issuerPath == "" {
 		return r
