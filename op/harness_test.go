@@ -56,6 +56,8 @@ type envOptions struct {
 	upstreamTimeout time.Duration
 	// addr to listen on; a restart reuses the previous address so the issuer stays.
 	addr string
+	// twoConnectors adds a second DingTalk app, so the login offers a choice.
+	twoConnectors bool
 	// logger replaces the test logger (a test that reads what is logged).
 	logger *slog.Logger
 }
@@ -80,7 +82,10 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	if e.dingtalk == nil {
 		users := dingtalktest.DemoUsers()
 		e.dingtalk = dingtalktest.NewServer(dingtalktest.Config{
-			Apps:  []dingtalktest.App{{ClientID: dtClientID, ClientSecret: dtSecret, RedirectURIs: []string{e.issuer + "/callback/dingtalk"}}},
+			Apps: []dingtalktest.App{
+				{ClientID: dtClientID, ClientSecret: dtSecret, RedirectURIs: []string{e.issuer + "/callback/dingtalk"}},
+				{ClientID: dtClientID + "-b", ClientSecret: dtSecret + "-b", RedirectURIs: []string{e.issuer + "/callback/second-org"}},
+			},
 			Users: users,
 		})
 		t.Cleanup(e.dingtalk.Close)
@@ -104,12 +109,21 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
-	conn, err := dingtalk.New(dingtalk.Config{
-		ClientID: dtClientID, ClientSecret: dtSecret, Timeout: timeout,
-		Endpoints: dingtalk.Endpoints{Login: e.dingtalk.URL, API: e.dingtalk.URL, OAPI: e.dingtalk.URL},
-	})
-	if err != nil {
-		t.Fatal(err)
+	connectors := []op.Connector{{ID: "dingtalk", Name: "钉钉"}}
+	if opts.twoConnectors {
+		connectors = append(connectors, op.Connector{ID: "second-org", Name: "Second org"})
+	}
+	for i := range connectors {
+		clientID, secret := dtClientID, dtSecret
+		if i > 0 {
+			clientID, secret = dtClientID+"-b", dtSecret+"-b"
+		}
+		connectors[i].Connector, err = dingtalk.New(dingtalk.Config{
+			ClientID: clientID, ClientSecret: secret, Timeout: timeout, Endpoints: e.dingtalk.Endpoints(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	logger := opts.logger
 	if logger == nil {
@@ -117,7 +131,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	}
 	e.provider, err = op.New(ctx, op.Config{
 		Issuer:     e.issuer,
-		Connectors: []op.Connector{{ID: "dingtalk", Name: "钉钉", Connector: conn}},
+		Connectors: connectors,
 		Storage:    e.store,
 		Keys:       km,
 		StaticClients: []op.StaticClient{

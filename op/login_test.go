@@ -314,3 +314,31 @@ func TestDingTalkDenialIsAccessDeniedForTheClient(t *testing.T) {
 		t.Fatalf("got %v, want access_denied with the state", q)
 	}
 }
+
+func TestSeveralConnectorsOfferAChoice(t *testing.T) {
+	e := newEnv(t, envOptions{twoConnectors: true})
+	party := e.relyingParty(rpClientID, rpSecret, rpRedirectURI)
+	b := newBrowser(t)
+	a := &loginAttempt{}
+	resp, body := b.visit(e.authorizeURL(party, a))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Choose how to log in") {
+		t.Fatalf("status %d, want the chooser page:\n%s", resp.StatusCode, body)
+	}
+	var second string
+	for _, l := range pageLinks(body) {
+		if strings.Contains(l, "connector=second-org") {
+			second = l
+		}
+	}
+	if second == "" {
+		t.Fatalf("no link to the second connector:\n%s", body)
+	}
+	tokens, err := exchange(t, party, b.loginAt(e.issuer+second), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := e.store.GetUser(context.Background(), tokens.IDTokenClaims.Subject)
+	if err != nil || u.ConnectorID != "second-org" {
+		t.Errorf("user record %+v, %v; want it to remember connector second-org", u, err)
+	}
+}
