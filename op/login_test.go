@@ -16,6 +16,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/dingbridge/dingbridge/storage"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk/dingtalktest"
 )
 
@@ -340,5 +341,37 @@ func TestSeveralConnectorsOfferAChoice(t *testing.T) {
 	u, err := e.store.GetUser(context.Background(), tokens.IDTokenClaims.Subject)
 	if err != nil || u.ConnectorID != "second-org" {
 		t.Errorf("user record %+v, %v; want it to remember connector second-org", u, err)
+	}
+}
+
+func TestDisabledUserIsRefusedAndLosesRefresh(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	party := e.relyingParty(rpClientID, rpSecret, rpRedirectURI)
+	a := &loginAttempt{}
+	tokens, err := exchange(t, party, newBrowser(t).loginAt(e.authorizeURL(party, a)), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.store.UpsertUser(context.Background(), e.user.UnionID, func(u storage.User, _ bool) (storage.User, error) {
+		u.Disabled = true
+		return u, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := rp.RefreshTokens[*oidc.IDTokenClaims](context.Background(), party, tokens.RefreshToken, "", ""); oauthErrorCode(err) != "invalid_grant" {
+		t.Errorf("refresh for a disabled user: err %v, want invalid_grant", err)
+	}
+	if _, err := rp.Userinfo[*oidc.UserInfo](context.Background(), tokens.AccessToken, oidc.BearerToken, e.user.UnionID, party); err == nil {
+		t.Error("userinfo still answers for a disabled user")
+	}
+	a = &loginAttempt{}
+	resp, body := newBrowser(t).visit(e.authorizeURL(party, a))
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Account disabled") {
+		t.Fatalf("status %d, want 403 disabled page:\n%s", resp.StatusCode, body)
+	}
+	if q := backToClientError(t, body, rpRedirectURI); q.Get("error") != "access_denied" || q.Get("state") != a.state {
+		t.Errorf("client would get %v, want access_denied with its state", q)
 	}
 }
