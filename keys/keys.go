@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,6 +38,9 @@ type Options struct {
 	// ReloadInterval bounds how long a change made by another process (a rotation
 	// through the admin CLI, another replica) takes to be seen. Default 30s.
 	ReloadInterval time.Duration
+	// RetainFor is how long a retired key stays published: at least the lifetime of
+	// the longest-lived token it signed (the id_token's). Default 24h.
+	RetainFor time.Duration
 	// Now is the clock; tests set it.
 	Now func() time.Time
 }
@@ -77,6 +81,9 @@ func New(store Store, opts Options) (*Manager, error) {
 	if opts.ReloadInterval <= 0 {
 		opts.ReloadInterval = 30 * time.Second
 	}
+	if opts.RetainFor <= 0 {
+		opts.RetainFor = 24 * time.Hour
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -114,6 +121,79 @@ func (m *Manager) Ensure(ctx context.Context) error {
 	}
 	_, err = m.reload(ctx)
 	return err
+}
+
+// Rotate makes a new key the one that signs, at once. The key it replaces is
+// retired: it stays in the JWKS for RetainFor, so every token it signed still
+// verifies, and is dropped after. Keys whose time is up are pruned here too.
+func (m *Manager) Rotate(ctx context.Context) (SigningKeyInfo, error) {
+	now := m.opts.Now().UTC()
+	var fresh storage.SigningKey
+	err := m.store.UpdateKeySet(ctx, func(ks storage.KeySet) (storage.KeySet, error) {
+		k, err := generate(m.opts.Algorithm, now)
+		if err != nil {
+			return ks, err
+		}
+		fresh = k
+		kept := ks.SigningKeys[:0:0]
+		for _, old := range ks.SigningKeys {
+			if !old.Expiry.IsZero() && !now.Before(old.Expiry) {
+				continue
+			}
+			if old.RetiredAt.IsZero() {
+				old.RetiredAt, old.Expiry = now, now.Add(m.opts.RetainFor)
+			}
+			kept = append(kept, old)
+		}
+		ks.SigningKeys = append(kept, k)
+		ks.Version++
+		return ks, nil
+	})
+	if err != nil {
+		return SigningKeyInfo{}, fmt.Errorf("keys: rotate: %w", err)
+	}
+	if _, err := m.reload(ctx); err != nil {
+		return SigningKeyInfo{}, err
+	}
+	return info(fresh, now), nil
+}
+
+// SigningKeyInfo describes a stored key without its private half.
+type SigningKeyInfo struct {
+	ID        string    `json:"kid"`
+	Algorithm string    `json:"alg"`
+	CreatedAt time.Time `json:"created"`
+	// State is "active" (signs), "next" (published, signs from NotBefore) or
+	// "retired" (verifies only, published until Expiry).
+	State     string    `json:"state"`
+	NotBefore time.Time `json:"notBefore"`
+	Expiry    time.Time `json:"expiry,omitzero"`
+}
+
+// List describes every stored signing key, oldest first.
+func (m *Manager) List(ctx context.Context) ([]SigningKeyInfo, error) {
+	ks, err := m.store.GetKeySet(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("keys: list: %w", err)
+	}
+	now := m.opts.Now()
+	out := make([]SigningKeyInfo, 0, len(ks.SigningKeys))
+	for _, k := range ks.SigningKeys {
+		out = append(out, info(k, now))
+	}
+	slices.SortFunc(out, func(a, b SigningKeyInfo) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, nil
+}
+
+func info(k storage.SigningKey, now time.Time) SigningKeyInfo {
+	i := SigningKeyInfo{ID: k.ID, Algorithm: k.Algorithm, CreatedAt: k.CreatedAt, NotBefore: k.NotBefore, Expiry: k.Expiry, State: "active"}
+	switch {
+	case !k.RetiredAt.IsZero():
+		i.State = "retired"
+	case now.Before(k.NotBefore):
+		i.State = "next"
+	}
+	return i
 }
 
 // SigningKey returns the key that signs now.

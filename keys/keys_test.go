@@ -147,3 +147,42 @@ func TestUnsupportedAlgorithmIsRefused(t *testing.T) {
 		t.Fatal("HS256 accepted for signing keys")
 	}
 }
+
+func TestRotateKeepsTheOldKeyPublishedUntilItsTokensExpire(t *testing.T) {
+	store := openStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m, _ := keys.New(store, keys.Options{RetainFor: time.Hour, Now: func() time.Time { return now }})
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := m.SigningKey(ctx)
+	fresh, err := m.Rotate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := m.SigningKey(ctx); k.ID != fresh.ID || k.ID == old.ID {
+		t.Fatalf("after rotate the signing kid is %s, want the new %s", k.ID, fresh.ID)
+	}
+	list, _ := m.List(ctx)
+	if len(list) != 2 || list[0].ID != old.ID || list[0].State != "retired" || !list[0].Expiry.Equal(now.Add(time.Hour)) || list[1].State != "active" {
+		t.Fatalf("keys after rotate = %+v", list)
+	}
+	if pub, _ := m.PublicKeys(ctx); len(pub) != 2 {
+		t.Fatalf("JWKS has %d keys, want old and new", len(pub))
+	}
+
+	now = now.Add(time.Hour + time.Second)
+	if _, err := m.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	list, _ = m.List(ctx)
+	for _, k := range list {
+		if k.ID == old.ID {
+			t.Errorf("the first key outlived RetainFor: %+v", list)
+		}
+	}
+	if len(list) != 2 {
+		t.Errorf("want the second key (retired) and the third (active), got %+v", list)
+	}
+}

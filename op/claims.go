@@ -22,6 +22,15 @@ func (c ClaimsPolicy) subjectOf(id upstream.Identity) string {
 	}
 }
 
+// Userinfo returns the claims userinfo answers (and the id_token carries) for u
+// with scopes: what the admin CLI shows an operator who asks "what will this
+// person get?".
+func (c ClaimsPolicy) Userinfo(u storage.User, scopes []string) *oidc.UserInfo {
+	info := new(oidc.UserInfo)
+	c.setUserinfo(info, u, scopes)
+	return info
+}
+
 // setUserinfo fills the claims a person's scopes release. The same function serves
 // the id_token and userinfo, so the two never disagree.
 func (c ClaimsPolicy) setUserinfo(info *oidc.UserInfo, u storage.User, scopes []string) {
