@@ -120,12 +120,20 @@ type StaticClient struct {
 
 // Expiry holds how long each kind of token and request lives.
 type Expiry struct {
-	IDToken       Duration `yaml:"idToken"`       // default 1h
-	AccessToken   Duration `yaml:"accessToken"`   // default 1h
-	RefreshToken  Duration `yaml:"refreshToken"`  // default 720h (30 days)
-	AuthRequest   Duration `yaml:"authRequest"`   // default 15m
-	AuthCode      Duration `yaml:"authCode"`      // default 60s, at most 10m
-	UpstreamState Duration `yaml:"upstreamState"` // default 10m
+	IDToken      Duration `yaml:"idToken"`      // default 1h
+	AccessToken  Duration `yaml:"accessToken"`  // default 1h
+	RefreshToken Duration `yaml:"refreshToken"` // default 720h (30 days) without use
+	// RefreshTokenAbsolute ends a login's refresh chain however often it is used.
+	RefreshTokenAbsolute Duration `yaml:"refreshTokenAbsolute"` // default 2160h (90 days)
+	// RefreshTokenReuseGrace lets a client retry a refresh with the token it just
+	// rotated; after it, presenting a rotated token revokes the whole chain.
+	RefreshTokenReuseGrace Duration `yaml:"refreshTokenReuseGrace"` // default 10s, at most 1m
+	// SessionIdle and SessionAbsolute bound the SSO session at dingbridge.
+	SessionIdle     Duration `yaml:"sessionIdle"`     // default 24h without use
+	SessionAbsolute Duration `yaml:"sessionAbsolute"` // default 168h (7 days)
+	AuthRequest     Duration `yaml:"authRequest"`     // default 15m
+	AuthCode        Duration `yaml:"authCode"`        // default 60s, at most 10m
+	UpstreamState   Duration `yaml:"upstreamState"`   // default 10m
 }
 
 // Logging says what the server logs and how.

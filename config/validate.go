@@ -241,6 +241,12 @@ func (l *loader) expiry(e *Expiry) {
 		{"idToken", &e.IDToken, time.Hour, 0, ""},
 		{"accessToken", &e.AccessToken, time.Hour, 0, ""},
 		{"refreshToken", &e.RefreshToken, 720 * time.Hour, 0, ""},
+		{"refreshTokenAbsolute", &e.RefreshTokenAbsolute, 2160 * time.Hour, 0, ""},
+		// Long enough for a client's retry of the same request, short enough that a
+		// stolen, already-rotated token is useless.
+		{"refreshTokenReuseGrace", &e.RefreshTokenReuseGrace, 10 * time.Second, time.Minute, "it only covers a client retrying the same request"},
+		{"sessionIdle", &e.SessionIdle, 24 * time.Hour, 0, ""},
+		{"sessionAbsolute", &e.SessionAbsolute, 168 * time.Hour, 0, ""},
 		{"authRequest", &e.AuthRequest, 15 * time.Minute, 0, ""},
 		// A code is exchanged within seconds; RFC 6749 §4.1.2 recommends at most 10 minutes.
 		{"authCode", &e.AuthCode, time.Minute, maxAuthCode, "a code is exchanged within seconds"},

@@ -58,6 +58,7 @@ type envOptions struct {
 	addr string
 	// twoConnectors adds a second DingTalk app, so the login offers a choice.
 	twoConnectors bool
+	lifetimes     op.Lifetimes
 	// logger replaces the test logger (a test that reads what is logged).
 	logger *slog.Logger
 }
@@ -138,7 +139,8 @@ func newEnv(t testing.TB, opts envOptions) *env {
 			{ID: rpClientID, Name: "Grafana", Secret: rpSecret, RedirectURIs: []string{rpRedirectURI}},
 			{ID: publicClientID, Name: "CLI", Public: true, RedirectURIs: []string{publicRedirect}},
 		},
-		Logger: logger,
+		Lifetimes: opts.lifetimes,
+		Logger:    logger,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -185,7 +185,7 @@ func (s *oidcStorage) CreateAccessToken(ctx context.Context, req zop.TokenReques
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	if err := s.p.store.IssueTokens(ctx, at, nil, ""); err != nil {
+	if err := s.p.store.IssueTokens(ctx, at, nil, storage.Rotation{}); err != nil {
 		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
 	}
 	return at.ID, at.Expiry, nil
@@ -203,27 +203,36 @@ func (s *oidcStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.
 		return "", "", time.Time{}, err
 	}
 	_, _, amr, authTime, _ := grantOf(req)
+	now := at.CreatedAt
 	raw := randomToken(32)
 	rt := storage.RefreshToken{
 		ID: hashToken(raw), GrantID: at.GrantID, ClientID: at.ClientID, Subject: at.Subject,
 		Scopes: at.Scopes, Audience: at.Audience, AMR: amr, AuthTime: authTime,
-		CreatedAt: at.CreatedAt, Expiry: at.CreatedAt.Add(s.p.lifetimes.RefreshToken),
+		CreatedAt: now, GrantExpiry: now.Add(s.p.lifetimes.RefreshTokenAbsolute),
 	}
+	var rotate storage.Rotation
 	switch r := req.(type) {
 	case *authRequest:
-		rt.ConnectorID = r.ConnectorID
+		rt.ConnectorID, rt.SessionID = r.ConnectorID, r.SessionID
 	case *refreshRequest:
 		// A refresh may narrow the new access token's scopes; the grant keeps what
-		// was consented to (RFC 6749 §6).
-		rt.ConnectorID, rt.Scopes = r.ConnectorID, r.Scopes
+		// was consented to (RFC 6749 §6). The chain's absolute end carries over.
+		rt.ConnectorID, rt.SessionID, rt.Scopes = r.ConnectorID, r.SessionID, r.Scopes
+		if !r.GrantExpiry.IsZero() {
+			rt.GrantExpiry = r.GrantExpiry
+		}
+		rotate = storage.Rotation{ID: hashToken(current), Grace: s.p.lifetimes.RefreshTokenReuseGrace}
 	}
-	replaces := ""
-	if current != "" {
-		replaces = hashToken(current)
+	rt.Expiry = now.Add(s.p.lifetimes.RefreshToken)
+	if rt.GrantExpiry.Before(rt.Expiry) {
+		rt.Expiry = rt.GrantExpiry
 	}
-	err = s.p.store.IssueTokens(ctx, at, &rt, replaces)
-	if errors.Is(err, storage.ErrNotFound) && replaces != "" {
-		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
+	err = s.p.store.IssueTokens(ctx, at, &rt, rotate)
+	if errors.Is(err, storage.ErrAlreadyUsed) {
+		return "", "", time.Time{}, s.refreshReused(ctx, rt.GrantID, rt.ClientID)
+	}
+	if errors.Is(err, storage.ErrNotFound) && rotate.ID != "" {
+		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token expired or revoked")
 	}
 	if err != nil {
 		return "", "", time.Time{}, fmt.Errorf("store tokens: %w", err)
@@ -236,10 +245,24 @@ func (s *oidcStorage) TokenRequestByRefreshToken(ctx context.Context, token stri
 	if err != nil {
 		return nil, fmt.Errorf("refresh token: %w", err)
 	}
+	if !rt.RotatedAt.IsZero() && s.p.now().Sub(rt.RotatedAt) > s.p.lifetimes.RefreshTokenReuseGrace {
+		return nil, s.refreshReused(ctx, rt.GrantID, rt.ClientID)
+	}
 	if err := s.userActive(ctx, rt.Subject); err != nil {
 		return nil, err
 	}
 	return &refreshRequest{RefreshToken: rt}, nil
+}
+
+// refreshReused answers a refresh token presented after it was rotated: either
+// the client or a thief holds a copy, and the server cannot tell which, so the
+// whole chain dies (RFC 9700 §4.14.2).
+func (s *oidcStorage) refreshReused(ctx context.Context, grantID, clientID string) error {
+	s.p.log.WarnContext(ctx, "security: rotated refresh token reused; revoking its login", "client", clientID, "grant", grantID)
+	if err := s.p.store.RevokeGrant(ctx, grantID); err != nil {
+		s.p.log.ErrorContext(ctx, "revoke reused refresh token's grant", "err", err)
+	}
+	return oidc.ErrInvalidGrant().WithDescription("refresh token already used")
 }
 
 func (s *oidcStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {

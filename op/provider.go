@@ -60,12 +60,19 @@ type ClaimsPolicy struct {
 
 // Lifetimes of what the provider issues; zero values take the defaults.
 type Lifetimes struct {
-	IDToken       time.Duration // 1h
-	AccessToken   time.Duration // 1h
-	RefreshToken  time.Duration // 30 days
-	AuthRequest   time.Duration // 15m: how long a person may take to log in
-	AuthCode      time.Duration // 60s
-	UpstreamState time.Duration // 10m
+	IDToken      time.Duration // 1h
+	AccessToken  time.Duration // 1h
+	RefreshToken time.Duration // 30 days without use
+	// RefreshTokenAbsolute ends a login's refresh chain however often it is used.
+	RefreshTokenAbsolute time.Duration // 90 days
+	// RefreshTokenReuseGrace: a rotated refresh token presented again within it is a
+	// client's retry; after it, reuse revokes the whole chain.
+	RefreshTokenReuseGrace time.Duration // 10s
+	SessionIdle            time.Duration // 24h
+	SessionAbsolute        time.Duration // 7 days
+	AuthRequest            time.Duration // 15m: how long a person may take to log in
+	AuthCode               time.Duration // 60s
+	UpstreamState          time.Duration // 10m
 	// UpstreamLogin bounds everything done with DingTalk in one callback
 	// (retries included); each single call has the connector's own timeout.
 	UpstreamLogin time.Duration // 30s
@@ -80,6 +87,10 @@ func (l Lifetimes) withDefaults() Lifetimes {
 	def(&l.IDToken, time.Hour)
 	def(&l.AccessToken, time.Hour)
 	def(&l.RefreshToken, 30*24*time.Hour)
+	def(&l.RefreshTokenAbsolute, 90*24*time.Hour)
+	def(&l.RefreshTokenReuseGrace, 10*time.Second)
+	def(&l.SessionIdle, 24*time.Hour)
+	def(&l.SessionAbsolute, 7*24*time.Hour)
 	def(&l.AuthRequest, 15*time.Minute)
 	def(&l.AuthCode, 60*time.Second)
 	def(&l.UpstreamState, 10*time.Minute)

@@ -18,6 +18,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
+	"github.com/dingbridge/dingbridge/op"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk/dingtalktest"
 )
 
@@ -423,7 +424,8 @@ func (s secrets) add(name, value string) {
 func TestLogsHoldNoSecrets(t *testing.T) {
 	buf := &lockedBuffer{}
 	logger := captureAllLogs(t, buf)
-	e := newEnv(t, envOptions{logger: logger})
+	// No grace: presenting a rotated refresh token below is reuse, not a retry.
+	e := newEnv(t, envOptions{logger: logger, lifetimes: op.Lifetimes{RefreshTokenReuseGrace: time.Nanosecond}})
 	must := secrets{}
 	must.add("RP client secret", rpSecret)
 	must.add("wrong RP client secret", "not-the-secret")

@@ -54,12 +54,12 @@ type Storage interface {
 	ClaimAuthCode(ctx context.Context, id string) (AuthCode, error)
 
 	// Tokens. IssueTokens stores an access token and, if refresh is not nil, a refresh
-	// token, in one transaction. If replaces is not empty it names the refresh token
-	// being rotated: it is deleted in the same transaction, and if it is already gone
-	// nothing is stored and ErrNotFound is returned (two concurrent refreshes with the
-	// same token: one wins).
-	IssueTokens(ctx context.Context, access AccessToken, refresh *RefreshToken, replaces string) error
+	// token, in one transaction. A non-zero rotate names the refresh token being
+	// rotated, see Rotation; when the rotation is refused nothing is stored.
+	IssueTokens(ctx context.Context, access AccessToken, refresh *RefreshToken, rotate Rotation) error
 	GetAccessToken(ctx context.Context, id string) (AccessToken, error)
+	// GetRefreshToken returns rotated tokens too (RotatedAt set): presenting one
+	// again is how a stolen token is recognised.
 	GetRefreshToken(ctx context.Context, id string) (RefreshToken, error)
 	DeleteAccessToken(ctx context.Context, id string) error
 	DeleteRefreshToken(ctx context.Context, id string) error
@@ -135,6 +135,7 @@ type AuthRequest struct {
 	AuthTime    time.Time `json:"authTime,omitzero"`
 	AMR         []string  `json:"amr,omitempty"`
 	ConnectorID string    `json:"connectorID,omitempty"`
+	SessionID   string    `json:"sessionID,omitempty"` // the SSO session that logged the person in
 }
 
 // AuthCode is an issued authorization code. ID is a hash of the code, never the code.
@@ -144,6 +145,17 @@ type AuthCode struct {
 	ClientID      string    `json:"clientID"`
 	ClaimedAt     time.Time `json:"claimedAt,omitzero"`
 	Expiry        time.Time `json:"expiry"`
+}
+
+// Rotation names the refresh token a refresh replaces. The replaced token is kept,
+// marked RotatedAt, until it expires, so a later presentation of it is recognised
+// as reuse. Rotating it again succeeds only within Grace of the first rotation (a
+// client that retried the same request); after that IssueTokens returns
+// ErrAlreadyUsed. A missing or expired token is ErrNotFound. Two concurrent
+// refreshes with Grace 0: exactly one succeeds.
+type Rotation struct {
+	ID    string
+	Grace time.Duration
 }
 
 // AccessToken is the server side of an opaque access token.
@@ -169,8 +181,14 @@ type RefreshToken struct {
 	AMR         []string  `json:"amr,omitempty"`
 	AuthTime    time.Time `json:"authTime"`
 	ConnectorID string    `json:"connectorID,omitempty"`
+	SessionID   string    `json:"sessionID,omitempty"`
 	CreatedAt   time.Time `json:"createdAt"`
 	Expiry      time.Time `json:"expiry"`
+	// GrantExpiry is the absolute end of the login's refresh chain: rotation
+	// slides Expiry forward but never past it.
+	GrantExpiry time.Time `json:"grantExpiry,omitzero"`
+	// RotatedAt is set once the token has been exchanged for a new one.
+	RotatedAt time.Time `json:"rotatedAt,omitzero"`
 }
 
 // User is one person as DingTalk identified them, keyed by Subject.

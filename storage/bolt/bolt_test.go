@@ -151,16 +151,16 @@ func TestGrantIndexFollowsTokens(t *testing.T) {
 		if rt != "" {
 			r = &storage.RefreshToken{ID: rt, GrantID: grant, Expiry: expiry}
 		}
-		if err := s.IssueTokens(ctx, storage.AccessToken{ID: at, GrantID: grant, Expiry: expiry}, r, replaces); err != nil {
+		if err := s.IssueTokens(ctx, storage.AccessToken{ID: at, GrantID: grant, Expiry: expiry}, r, storage.Rotation{ID: replaces}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	issue("at1", "rt1", "g1", "", live)
-	issue("at2", "rt2", "g1", "rt1", live) // rotation drops rt1's entry
+	issue("at2", "rt2", "g1", "rt1", live) // rotation keeps rt1, marked
 	issue("at3", "rt3", "g2", "", live)
 	issue("at4", "rt4", "g3", "", past)
-	if n := countKeys(t, s, bucketGrants); n != 7 {
-		t.Fatalf("%d index entries for 4 access and 3 refresh tokens", n)
+	if n := countKeys(t, s, bucketGrants); n != 8 {
+		t.Fatalf("%d index entries for 4 access and 4 refresh tokens (rt1 kept, rotated)", n)
 	}
 	if err := s.DeleteAccessToken(ctx, "at3"); err != nil {
 		t.Fatal(err)
@@ -287,7 +287,7 @@ func BenchmarkIssueTokens(b *testing.B) {
 			ctx := context.Background()
 			for pb.Next() {
 				a, r := benchTokens(rand.Text())
-				if err := s.IssueTokens(ctx, a, r, ""); err != nil {
+				if err := s.IssueTokens(ctx, a, r, storage.Rotation{}); err != nil {
 					b.Error(err)
 					return
 				}
@@ -358,7 +358,7 @@ func benchLogin(ctx context.Context, s *Storage) error {
 		return err
 	}
 	a, r := benchTokens(rand.Text())
-	if err := s.IssueTokens(ctx, a, r, ""); err != nil {
+	if err := s.IssueTokens(ctx, a, r, storage.Rotation{}); err != nil {
 		return err
 	}
 	return s.DeleteAuthRequest(ctx, req.ID)

@@ -78,6 +78,7 @@ func utcAccessToken(t storage.AccessToken) storage.AccessToken {
 
 func utcRefreshToken(t storage.RefreshToken) storage.RefreshToken {
 	t.AuthTime, t.CreatedAt, t.Expiry = utc(t.AuthTime), utc(t.CreatedAt), utc(t.Expiry)
+	t.GrantExpiry, t.RotatedAt = utc(t.GrantExpiry), utc(t.RotatedAt)
 	return t
 }
 

@@ -39,7 +39,7 @@ func grantKey(grantID string, kind byte, tokenID string) []byte {
 // named by replaces, all in one transaction. Everything is checked before anything
 // is written, so a missing or expired replaces (storage.ErrNotFound) or a taken ID
 // (storage.ErrAlreadyExists) stores nothing.
-func (s *Storage) IssueTokens(ctx context.Context, access storage.AccessToken, refresh *storage.RefreshToken, replaces string) error {
+func (s *Storage) IssueTokens(ctx context.Context, access storage.AccessToken, refresh *storage.RefreshToken, rotate storage.Rotation) error {
 	now := time.Now()
 	var answer error
 	err := s.batch(ctx, func(tx *bbolt.Tx) error {
@@ -49,26 +49,29 @@ func (s *Storage) IssueTokens(ctx context.Context, access storage.AccessToken, r
 		gb := tx.Bucket([]byte(bucketGrants))
 
 		var old storage.RefreshToken
-		if replaces != "" {
-			ok, err := get(rb, replaces, &old)
+		if rotate.ID != "" {
+			ok, err := get(rb, rotate.ID, &old)
 			if err != nil {
 				return err
 			}
 			if !ok || expired(old.Expiry, now) {
-				answer = fmt.Errorf("refresh token to replace: %w", storage.ErrNotFound)
+				answer = fmt.Errorf("refresh token to rotate: %w", storage.ErrNotFound)
+				return nil
+			}
+			if !old.RotatedAt.IsZero() && (rotate.Grace <= 0 || now.Sub(old.RotatedAt) > rotate.Grace) {
+				answer = fmt.Errorf("refresh token to rotate: %w", storage.ErrAlreadyUsed)
 				return nil
 			}
 		}
-		if has(ab, access.ID) || (refresh != nil && refresh.ID != replaces && has(rb, refresh.ID)) {
+		if has(ab, access.ID) || (refresh != nil && has(rb, refresh.ID)) {
 			answer = storage.ErrAlreadyExists
 			return nil
 		}
 
-		if replaces != "" {
-			if err := rb.Delete([]byte(replaces)); err != nil {
-				return err
-			}
-			if err := gb.Delete(grantKey(old.GrantID, kindRefresh, replaces)); err != nil {
+		if rotate.ID != "" && old.RotatedAt.IsZero() {
+			// Kept, marked, until it expires: presenting it again is reuse.
+			old.RotatedAt = now.UTC()
+			if err := put(rb, rotate.ID, old); err != nil {
 				return err
 			}
 		}

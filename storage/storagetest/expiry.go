@@ -16,7 +16,7 @@ func expiryTests() []test {
 			must(t, s.CreateAuthRequest(ctx, authRequest("req", past())))
 			must(t, s.CreateAuthCode(ctx, authCode("code", past())))
 			must(t, s.CreateUpstreamState(ctx, upstreamState("st", past())))
-			must(t, s.IssueTokens(ctx, accessToken("at", "g", past()), refreshToken("rt", "g", past()), ""))
+			must(t, s.IssueTokens(ctx, accessToken("at", "g", past()), refreshToken("rt", "g", past()), storage.Rotation{}))
 
 			_, err := s.GetAuthRequest(ctx, "req")
 			wantErr(t, err, storage.ErrNotFound)
@@ -100,8 +100,8 @@ func expiryTests() []test {
 		}},
 		{"garbage-collected tokens leave their grant revocable", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()
-			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", past()), refreshToken("rt1", "g1", past()), ""))
-			must(t, s.IssueTokens(ctx, accessToken("at2", "g1", live()), nil, ""))
+			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", past()), refreshToken("rt1", "g1", past()), storage.Rotation{}))
+			must(t, s.IssueTokens(ctx, accessToken("at2", "g1", live()), nil, storage.Rotation{}))
 			_, err := s.GarbageCollect(ctx, time.Now())
 			must(t, err)
 			must(t, s.RevokeGrant(ctx, "g1"))
@@ -135,7 +135,7 @@ func seedExpiring(t *testing.T, s storage.Storage, prefix string, expiry time.Ti
 		if i < n.RefreshTokens {
 			r = refreshToken(id("rt-", i), id("grant-", i), expiry)
 		}
-		must(t, s.IssueTokens(ctx, accessToken(id("at-", i), id("grant-", i), expiry), r, ""))
+		must(t, s.IssueTokens(ctx, accessToken(id("at-", i), id("grant-", i), expiry), r, storage.Rotation{}))
 	}
 }
 

@@ -22,7 +22,7 @@ func storageTests() []test {
 			_, getErr := s.GetClient(ctx, "grafana")
 			checkCancelled(t, "CreateClient", err, getErr)
 
-			err = s.IssueTokens(cancelled, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), "")
+			err = s.IssueTokens(cancelled, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), storage.Rotation{})
 			_, getErr = s.GetRefreshToken(ctx, "rt1")
 			checkCancelled(t, "IssueTokens", err, getErr)
 

@@ -11,7 +11,7 @@
 //   - Slices: nil and empty are interchangeable; a backend may return either.
 //     *uint MaxAge keeps nil apart from a pointer to 0 (OIDC max_age=0).
 //   - Expiry: a record whose Expiry has passed is ErrNotFound from Get, Claim,
-//     Consume, UpdateAuthRequest and as the replaces argument of IssueTokens,
+//     Consume, UpdateAuthRequest and as the token IssueTokens rotates,
 //     whether or not GarbageCollect has run.
 //   - Update callbacks: an error from the callback is returned (errors.Is works)
 //     and nothing is stored; the callback may not change the record's ID (or a

@@ -3,6 +3,7 @@ package storagetest
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/dingbridge/dingbridge/storage"
 )
@@ -42,7 +43,7 @@ func tokenTests() []test {
 		{"access token alone reads back with every field", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()
 			a := accessToken("at1", "g1", live())
-			must(t, s.IssueTokens(ctx, a, nil, ""))
+			must(t, s.IssueTokens(ctx, a, nil, storage.Rotation{}))
 			got, err := s.GetAccessToken(ctx, "at1")
 			must(t, err)
 			equal(t, "access token", got, a)
@@ -50,7 +51,7 @@ func tokenTests() []test {
 		{"access and refresh token read back with every field", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()
 			a, r := accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live())
-			must(t, s.IssueTokens(ctx, a, r, ""))
+			must(t, s.IssueTokens(ctx, a, r, storage.Rotation{}))
 			gotA, err := s.GetAccessToken(ctx, "at1")
 			must(t, err)
 			equal(t, "access token", gotA, a)
@@ -58,39 +59,66 @@ func tokenTests() []test {
 			must(t, err)
 			equal(t, "refresh token", gotR, *r)
 		}},
-		{"rotation deletes the replaced refresh token", func(t *testing.T, s storage.Storage) {
+		{"rotation keeps the replaced refresh token, marked rotated", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()
-			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), ""))
-			must(t, s.IssueTokens(ctx, accessToken("at2", "g1", live()), refreshToken("rt2", "g1", live()), "rt1"))
-			absent(t, s, nil, []string{"rt1"})
-			present(t, s, []string{"at1", "at2"}, []string{"rt2"})
+			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), storage.Rotation{}))
+			before := time.Now()
+			must(t, s.IssueTokens(ctx, accessToken("at2", "g1", live()), refreshToken("rt2", "g1", live()), storage.Rotation{ID: "rt1"}))
+			present(t, s, []string{"at1", "at2"}, []string{"rt1", "rt2"})
+			old, err := s.GetRefreshToken(ctx, "rt1")
+			must(t, err)
+			if old.RotatedAt.Before(before.Add(-time.Second)) || old.RotatedAt.After(time.Now().Add(time.Second)) {
+				t.Errorf("RotatedAt = %v, want about %v", old.RotatedAt, before)
+			}
+			if fresh, _ := s.GetRefreshToken(ctx, "rt2"); !fresh.RotatedAt.IsZero() {
+				t.Error("the new refresh token is marked rotated")
+			}
 		}},
-		{"rotation without a new refresh token still deletes the old one", func(t *testing.T, s storage.Storage) {
+		{"rotating a rotated token again is ErrAlreadyUsed and stores nothing", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()
-			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), ""))
-			must(t, s.IssueTokens(ctx, accessToken("at2", "g1", live()), nil, "rt1"))
-			absent(t, s, nil, []string{"rt1"})
+			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), storage.Rotation{}))
+			must(t, s.IssueTokens(ctx, accessToken("at2", "g1", live()), refreshToken("rt2", "g1", live()), storage.Rotation{ID: "rt1"}))
+			err := s.IssueTokens(ctx, accessToken("at3", "g1", live()), refreshToken("rt3", "g1", live()), storage.Rotation{ID: "rt1"})
+			wantErr(t, err, storage.ErrAlreadyUsed)
+			absent(t, s, []string{"at3"}, []string{"rt3"})
+		}},
+		{"rotating a rotated token again within the grace window succeeds", func(t *testing.T, s storage.Storage) {
+			ctx := t.Context()
+			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), storage.Rotation{}))
+			must(t, s.IssueTokens(ctx, accessToken("at2", "g1", live()), refreshToken("rt2", "g1", live()), storage.Rotation{ID: "rt1", Grace: time.Minute}))
+			must(t, s.IssueTokens(ctx, accessToken("at3", "g1", live()), refreshToken("rt3", "g1", live()), storage.Rotation{ID: "rt1", Grace: time.Minute}))
+			present(t, s, []string{"at2", "at3"}, []string{"rt2", "rt3"})
+		}},
+		{"rotation without a new refresh token still marks the old one", func(t *testing.T, s storage.Storage) {
+			ctx := t.Context()
+			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), storage.Rotation{}))
+			must(t, s.IssueTokens(ctx, accessToken("at2", "g1", live()), nil, storage.Rotation{ID: "rt1"}))
+			old, err := s.GetRefreshToken(ctx, "rt1")
+			must(t, err)
+			if old.RotatedAt.IsZero() {
+				t.Error("rotated token not marked")
+			}
 			present(t, s, []string{"at2"}, nil)
 		}},
 		{"rotation of a missing refresh token is ErrNotFound and stores nothing", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()
-			err := s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt2", "g1", live()), "rt1")
+			err := s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt2", "g1", live()), storage.Rotation{ID: "rt1"})
 			wantErr(t, err, storage.ErrNotFound)
 			absent(t, s, []string{"at1"}, []string{"rt2"})
 		}},
 		{"rotation of an expired refresh token is ErrNotFound and stores nothing", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()
-			must(t, s.IssueTokens(ctx, accessToken("at0", "g1", live()), refreshToken("rt1", "g1", past()), ""))
-			err := s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt2", "g1", live()), "rt1")
+			must(t, s.IssueTokens(ctx, accessToken("at0", "g1", live()), refreshToken("rt1", "g1", past()), storage.Rotation{}))
+			err := s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt2", "g1", live()), storage.Rotation{ID: "rt1"})
 			wantErr(t, err, storage.ErrNotFound)
 			absent(t, s, []string{"at1"}, []string{"rt2"})
 		}},
 		{"a taken access token ID is ErrAlreadyExists and stores nothing", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()
 			first := accessToken("at1", "g1", live())
-			must(t, s.IssueTokens(ctx, first, refreshToken("rt1", "g1", live()), ""))
+			must(t, s.IssueTokens(ctx, first, refreshToken("rt1", "g1", live()), storage.Rotation{}))
 			again := accessToken("at1", "g2", live())
-			err := s.IssueTokens(ctx, again, refreshToken("rt2", "g2", live()), "rt1")
+			err := s.IssueTokens(ctx, again, refreshToken("rt2", "g2", live()), storage.Rotation{ID: "rt1"})
 			wantErr(t, err, storage.ErrAlreadyExists)
 			absent(t, s, nil, []string{"rt2"})
 			present(t, s, nil, []string{"rt1"})
@@ -100,8 +128,8 @@ func tokenTests() []test {
 		}},
 		{"a taken refresh token ID is ErrAlreadyExists and stores nothing", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()
-			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), ""))
-			err := s.IssueTokens(ctx, accessToken("at2", "g2", live()), refreshToken("rt1", "g2", live()), "")
+			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), storage.Rotation{}))
+			err := s.IssueTokens(ctx, accessToken("at2", "g2", live()), refreshToken("rt1", "g2", live()), storage.Rotation{})
 			wantErr(t, err, storage.ErrAlreadyExists)
 			absent(t, s, []string{"at2"}, nil)
 			got, err := s.GetRefreshToken(ctx, "rt1")
@@ -112,12 +140,12 @@ func tokenTests() []test {
 		}},
 		{"revoking a grant deletes every token of it and no others", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()
-			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), ""))
-			must(t, s.IssueTokens(ctx, accessToken("at2", "g1", live()), refreshToken("rt2", "g1", live()), "rt1"))
-			must(t, s.IssueTokens(ctx, accessToken("at3", "g1", live()), nil, ""))
-			must(t, s.IssueTokens(ctx, accessToken("other-at", "g2", live()), refreshToken("other-rt", "g2", live()), ""))
+			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), storage.Rotation{}))
+			must(t, s.IssueTokens(ctx, accessToken("at2", "g1", live()), refreshToken("rt2", "g1", live()), storage.Rotation{ID: "rt1"}))
+			must(t, s.IssueTokens(ctx, accessToken("at3", "g1", live()), nil, storage.Rotation{}))
+			must(t, s.IssueTokens(ctx, accessToken("other-at", "g2", live()), refreshToken("other-rt", "g2", live()), storage.Rotation{}))
 			// A grant ID that starts like g1 must not be caught by it.
-			must(t, s.IssueTokens(ctx, accessToken("g10-at", "g10", live()), refreshToken("g10-rt", "g10", live()), ""))
+			must(t, s.IssueTokens(ctx, accessToken("g10-at", "g10", live()), refreshToken("g10-rt", "g10", live()), storage.Rotation{}))
 			must(t, s.RevokeGrant(ctx, "g1"))
 			absent(t, s, []string{"at1", "at2", "at3"}, []string{"rt1", "rt2"})
 			present(t, s, []string{"other-at", "g10-at"}, []string{"other-rt", "g10-rt"})
@@ -125,13 +153,13 @@ func tokenTests() []test {
 		{"revoking a grant with no tokens succeeds", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()
 			must(t, s.RevokeGrant(ctx, "nothing"))
-			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), nil, ""))
+			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), nil, storage.Rotation{}))
 			must(t, s.RevokeGrant(ctx, "g1"))
 			must(t, s.RevokeGrant(ctx, "g1"))
 		}},
 		{"deleted access token is gone", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()
-			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), ""))
+			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), storage.Rotation{}))
 			must(t, s.DeleteAccessToken(ctx, "at1"))
 			absent(t, s, []string{"at1"}, nil)
 			present(t, s, nil, []string{"rt1"})
@@ -139,7 +167,7 @@ func tokenTests() []test {
 		}},
 		{"deleted refresh token is gone", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()
-			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), ""))
+			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), storage.Rotation{}))
 			must(t, s.DeleteRefreshToken(ctx, "rt1"))
 			absent(t, s, nil, []string{"rt1"})
 			present(t, s, []string{"at1"}, nil)
@@ -151,9 +179,9 @@ func tokenTests() []test {
 		}},
 		{"tokens of a revoked grant can be issued again under it", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()
-			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), ""))
+			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), storage.Rotation{}))
 			must(t, s.RevokeGrant(ctx, "g1"))
-			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), ""))
+			must(t, s.IssueTokens(ctx, accessToken("at1", "g1", live()), refreshToken("rt1", "g1", live()), storage.Rotation{}))
 			present(t, s, []string{"at1"}, []string{"rt1"})
 		}},
 	}
