@@ -19,6 +19,29 @@ func BenchmarkLogin(b *testing.B) {
 	b.SetParallelism(32)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			br := newBrowser(b) // a new person each time: no SSO session to ride
+			a := &loginAttempt{}
+			q := br.loginAt(e.authorizeURL(party, a))
+			ctx := context.WithValue(context.Background(), nonceKey{}, a.nonce)
+			if _, err := rp.CodeExchange[*oidc.IDTokenClaims](ctx, q.Get("code"), party, rp.WithCodeVerifier(a.verifier)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logins/s")
+}
+
+// BenchmarkSSOLogin measures logins that ride an existing SSO session: authorize →
+// login (session found) → authorize/callback → code → token. No DingTalk.
+// go test -run x -bench SSOLogin -benchtime 5s ./op
+func BenchmarkSSOLogin(b *testing.B) {
+	e := newEnv(b, envOptions{})
+	party := e.relyingParty(rpClientID, rpSecret, rpRedirectURI, "openid", "profile", "email", "offline_access")
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
 		br := newBrowser(b)
 		for pb.Next() {
 			a := &loginAttempt{}

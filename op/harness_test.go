@@ -31,6 +31,7 @@ const (
 	rpClientID     = "grafana"
 	rpSecret       = "grafana-secret-0123456789abcdef"
 	rpRedirectURI  = "http://127.0.0.1:1/login/generic_oauth"
+	rpLoggedOut    = "http://127.0.0.1:1/logged-out"
 	publicClientID = "cli"
 	publicRedirect = "http://127.0.0.1:2/callback"
 	dtClientID     = "dingtestapp"
@@ -136,7 +137,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		Storage:    e.store,
 		Keys:       km,
 		StaticClients: []op.StaticClient{
-			{ID: rpClientID, Name: "Grafana", Secret: rpSecret, RedirectURIs: []string{rpRedirectURI}},
+			{ID: rpClientID, Name: "Grafana", Secret: rpSecret, RedirectURIs: []string{rpRedirectURI}, PostLogoutRedirectURIs: []string{rpLoggedOut}},
 			{ID: publicClientID, Name: "CLI", Public: true, RedirectURIs: []string{publicRedirect}},
 		},
 		Lifetimes: opts.lifetimes,
@@ -216,7 +217,7 @@ func newBrowser(t testing.TB) *browser {
 		Transport: sharedTransport,
 		Timeout:   20 * time.Second,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if strings.HasPrefix(req.URL.String(), rpRedirectURI) || strings.HasPrefix(req.URL.String(), publicRedirect) {
+			if u := req.URL.String(); strings.HasPrefix(u, rpRedirectURI) || strings.HasPrefix(u, publicRedirect) || strings.HasPrefix(u, rpLoggedOut) {
 				return http.ErrUseLastResponse
 			}
 			return nil

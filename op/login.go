@@ -30,9 +30,18 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if slices.Contains(a.Prompt, oidc.PromptNone) {
-		// dingbridge keeps no SSO session yet, so every login needs the person at DingTalk.
+	sess, hasSession := p.currentSession(r)
+	hasSession = hasSession && p.satisfies(sess, a)
+	if slices.Contains(a.Prompt, oidc.PromptNone) && !hasSession {
 		p.redirectError(w, r, a, oidc.ErrLoginRequired().WithDescription("no session at dingbridge; interaction with DingTalk is needed"))
+		return
+	}
+	if hasSession {
+		if err := p.useSession(ctx, sess.ID, a.ClientID); err != nil {
+			p.serverError(w, r, "use session", err)
+			return
+		}
+		p.finish(w, r, a, sess)
 		return
 	}
 	conn, ok := p.connector(r.URL.Query().Get("connector"))
@@ -139,8 +148,21 @@ func (p *Provider) callback(w http.ResponseWriter, r *http.Request) {
 			actions: []action{{actionBackToClient, p.errorRedirectURL(a, oidc.ErrAccessDenied().WithDescription("user is disabled"))}}})
 		return
 	}
-	err = p.store.UpdateAuthRequest(ctx, a.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
-		a.Done, a.Subject, a.AuthTime, a.AMR, a.ConnectorID = true, subject, now, []string{"dingtalk"}, conn.ID
+	sess, err := p.startSession(w, r, subject, conn.ID, a.ClientID)
+	if err != nil {
+		p.serverError(w, r, "start session", err)
+		return
+	}
+	p.log.InfoContext(ctx, "login", "subject", subject, "client", a.ClientID, "connector", conn.ID)
+	p.finish(w, r, a, sess)
+}
+
+// finish marks the auth request done for the session's person and hands it back
+// to zitadel, which issues the code.
+func (p *Provider) finish(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, sess storage.Session) {
+	err := p.store.UpdateAuthRequest(r.Context(), a.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+		a.Done, a.Subject, a.AuthTime, a.AMR = true, sess.Subject, sess.AuthTime, sess.AMR
+		a.ConnectorID, a.SessionID = sess.ConnectorID, sess.ID
 		return a, nil
 	})
 	if errors.Is(err, storage.ErrNotFound) {
@@ -151,7 +173,6 @@ func (p *Provider) callback(w http.ResponseWriter, r *http.Request) {
 		p.serverError(w, r, "complete auth request", err)
 		return
 	}
-	p.log.InfoContext(ctx, "login", "subject", subject, "client", a.ClientID, "connector", conn.ID)
 	http.Redirect(w, r, p.authCallbackURL(a.ID), http.StatusFound)
 }
 

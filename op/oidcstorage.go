@@ -24,8 +24,9 @@ import (
 type oidcStorage struct{ p *Provider }
 
 var (
-	_ zop.Storage                   = (*oidcStorage)(nil)
-	_ zop.CanSetUserinfoFromRequest = (*oidcStorage)(nil)
+	_ zop.Storage                        = (*oidcStorage)(nil)
+	_ zop.CanSetUserinfoFromRequest      = (*oidcStorage)(nil)
+	_ zop.CanTerminateSessionFromRequest = (*oidcStorage)(nil)
 )
 
 // --- authorization requests and codes ---
@@ -305,10 +306,21 @@ func (s *oidcStorage) RevokeToken(ctx context.Context, tokenID, _ string, client
 	return nil
 }
 
-// TerminateSession ends the person's session at dingbridge. There is no SSO session
-// yet (each login goes to DingTalk), so there is nothing to end beyond what the
-// end_session endpoint already does.
+// TerminateSession is zitadel's fallback; TerminateSessionFromRequest is what runs.
 func (s *oidcStorage) TerminateSession(context.Context, string, string) error { return nil }
+
+// TerminateSessionFromRequest ends the browser's SSO session (found by the
+// end_session handler from the cookie) once zitadel has validated the request.
+func (s *oidcStorage) TerminateSessionFromRequest(ctx context.Context, req *zop.EndSessionRequest) (string, error) {
+	if id, ok := ctx.Value(sessionIDKey{}).(string); ok && id != "" {
+		err := s.p.store.DeleteSession(ctx, id)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return "", fmt.Errorf("end session: %w", err)
+		}
+		s.p.log.InfoContext(ctx, "logout", "subject", req.UserID, "client", req.ClientID)
+	}
+	return req.RedirectURI, nil
+}
 
 // --- claims ---
 
@@ -322,6 +334,17 @@ func (s *oidcStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.Use
 		return fmt.Errorf("user for id_token: %w", err)
 	}
 	s.p.claims.setUserinfo(info, u, scopes)
+	// sid ties the id_token to the SSO session, for logout (OIDC Front/Back-Channel Logout).
+	switch r := req.(type) {
+	case *authRequest:
+		if r.SessionID != "" {
+			info.AppendClaims("sid", r.SessionID)
+		}
+	case *refreshRequest:
+		if r.SessionID != "" {
+			info.AppendClaims("sid", r.SessionID)
+		}
+	}
 	return nil
 }
 

@@ -31,6 +31,7 @@ const (
 	pageUserDisabled       page = "user_disabled"
 	pageChooseConnector    page = "choose_connector"
 	pageLoggedOut          page = "logged_out"
+	pageLogoutRefused      page = "logout_refused"
 	pageServerError        page = "server_error"
 	pageNotFound           page = "not_found"
 	actionRetry            page = "action_retry"
@@ -64,6 +65,8 @@ var messages = map[string]map[page]message{
 			"Contact your administrator if you think this is a mistake."},
 		pageChooseConnector: {"Log in", "Choose how to log in.", ""},
 		pageLoggedOut:       {"You have logged out", "You can close this window.", ""},
+		pageLogoutRefused: {"Logout request refused", "The application asked to log you out and send you to an address it has not registered, or sent an invalid request. You are still logged in.",
+			"Ask the application's administrator to register the exact post-logout redirect URI."},
 		pageServerError: {"Something went wrong", "The login service could not complete your request.",
 			"Try again later. If it keeps failing, tell your administrator."},
 		pageNotFound:           {"Page not found", "", ""},

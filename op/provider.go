@@ -192,6 +192,7 @@ func (p *Provider) routes() http.Handler {
 	r.Get("/logged-out", p.loggedOut)
 	r.Handle("/authorize", p.checkAuthorize(p.oidc))
 	r.Handle(p.oidc.RevocationEndpoint().Relative(), revokeIgnoresHint(p.oidc))
+	r.Handle(p.oidc.EndSessionEndpoint().Relative(), p.endSession(p.oidc))
 	r.Mount("/", p.oidc)
 	if p.issuerPath == "" {
 		return r

@@ -73,6 +73,12 @@ type Storage interface {
 	GetUser(ctx context.Context, subject string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
 
+	// SSO sessions at dingbridge, keyed by a hash of the session cookie.
+	CreateSession(ctx context.Context, s Session) error
+	GetSession(ctx context.Context, id string) (Session, error)
+	UpdateSession(ctx context.Context, id string, update func(Session) (Session, error)) error
+	DeleteSession(ctx context.Context, id string) error
+
 	// Upstream login states: created when a person is sent to DingTalk, consumed
 	// (deleted and returned, once) when DingTalk sends them back.
 	CreateUpstreamState(ctx context.Context, s UpstreamState) error
@@ -208,6 +214,22 @@ type User struct {
 	Disabled    bool      `json:"disabled,omitempty"`
 }
 
+// Session is a person's single sign-on session at dingbridge: while it lives,
+// another login needs no trip to DingTalk. ID is a hash of the cookie value.
+type Session struct {
+	ID          string    `json:"id"`
+	Subject     string    `json:"subject"`
+	ConnectorID string    `json:"connectorID"`
+	AuthTime    time.Time `json:"authTime"` // when the person last logged in at DingTalk
+	AMR         []string  `json:"amr,omitempty"`
+	// Clients that were issued tokens in this session: back-channel logout tells them.
+	Clients   []string  `json:"clients,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	LastUsed  time.Time `json:"lastUsed"`
+	// Expiry is the earlier of the idle and the absolute end; each use moves it.
+	Expiry time.Time `json:"expiry"`
+}
+
 // UpstreamState binds a DingTalk round trip to the pending auth request and to the
 // browser that started it. ID and BrowserBinding are hashes, never the raw values.
 type UpstreamState struct {
@@ -249,6 +271,7 @@ type GCResult struct {
 	AccessTokens   int
 	RefreshTokens  int
 	UpstreamStates int
+	Sessions       int
 }
 
 // IsZero reports whether nothing was removed.

@@ -41,6 +41,7 @@ const (
 	bucketUsers          = "users"
 	bucketKeys           = "keys"
 	bucketUpstreamStates = "upstream_states"
+	bucketSessions       = "sessions"
 	bucketMeta           = "meta"
 	// bucketGrants indexes tokens by grant so RevokeGrant need not scan; see grantKey.
 	bucketGrants = "grants"
@@ -52,7 +53,7 @@ func bucketNames() []string {
 	return []string{
 		bucketClients, bucketAuthRequests, bucketCodes, bucketAccessTokens,
 		bucketRefreshTokens, bucketUsers, bucketKeys, bucketUpstreamStates,
-		bucketMeta, bucketGrants,
+		bucketMeta, bucketGrants, bucketSessions,
 	}
 }
 

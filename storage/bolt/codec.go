@@ -105,3 +105,8 @@ func utcKeySet(ks storage.KeySet) storage.KeySet {
 	}
 	return ks
 }
+
+func utcSession(s storage.Session) storage.Session {
+	s.AuthTime, s.CreatedAt, s.LastUsed, s.Expiry = utc(s.AuthTime), utc(s.CreatedAt), utc(s.LastUsed), utc(s.Expiry)
+	return s
+}

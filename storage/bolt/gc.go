@@ -36,6 +36,7 @@ func (s *Storage) GarbageCollect(ctx context.Context, now time.Time) (storage.GC
 		{bucketAccessTokens, kindAccess, &r.AccessTokens},
 		{bucketRefreshTokens, kindRefresh, &r.RefreshTokens},
 		{bucketUpstreamStates, 0, &r.UpstreamStates},
+		{bucketSessions, 0, &r.Sessions},
 	}
 	for _, st := range steps {
 		n, err := s.collect(ctx, st.bucket, st.kind, now)

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Storage) {
 		{"AuthRequest", authRequestTests()},
 		{"AuthCode", authCodeTests()},
 		{"UpstreamState", upstreamStateTests()},
+		{"Session", sessionTests()},
 		{"Tokens", tokenTests()},
 		{"User", userTests()},
 		{"KeySet", keySetTests()},

@@ -1,0 +1,169 @@
+package op
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/dingbridge/dingbridge/storage"
+)
+
+// The SSO session: after one DingTalk login, the browser carries a session cookie
+// and later logins — at the same app or another — finish at once, until the
+// session is idle too long, reaches its absolute end, or is logged out.
+
+// currentSession returns the browser's session if it is alive and its person may
+// still log in.
+func (p *Provider) currentSession(r *http.Request) (storage.Session, bool) {
+	c, err := r.Cookie(p.sessionCookieName())
+	if err != nil {
+		return storage.Session{}, false
+	}
+	sess, err := p.store.GetSession(r.Context(), hashToken(c.Value))
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			p.log.ErrorContext(r.Context(), "load session", "err", err)
+		}
+		return storage.Session{}, false
+	}
+	if u, err := p.store.GetUser(r.Context(), sess.Subject); err != nil || u.Disabled {
+		return storage.Session{}, false
+	}
+	return sess, true
+}
+
+// satisfies reports whether sess may answer a without a trip to DingTalk:
+// max_age (prompt=login arrives as max_age=0) and id_token_hint are honoured.
+func (p *Provider) satisfies(sess storage.Session, a storage.AuthRequest) bool {
+	if a.MaxAge != nil && p.now().Sub(sess.AuthTime) >= time.Duration(*a.MaxAge)*time.Second {
+		return false
+	}
+	return a.HintSubject == "" || a.HintSubject == sess.Subject
+}
+
+// startSession begins a session after a DingTalk login. Always a new ID: a cookie
+// planted before login (session fixation) never becomes a logged-in session.
+func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, subject, connectorID, clientID string) (storage.Session, error) {
+	if c, err := r.Cookie(p.sessionCookieName()); err == nil {
+		_ = p.store.DeleteSession(r.Context(), hashToken(c.Value))
+	}
+	raw := randomToken(32)
+	now := p.now().UTC()
+	sess := storage.Session{
+		ID: hashToken(raw), Subject: subject, ConnectorID: connectorID, AuthTime: now,
+		AMR: []string{"dingtalk"}, Clients: []string{clientID}, CreatedAt: now, LastUsed: now,
+		Expiry: p.sessionExpiry(now, now),
+	}
+	if err := p.store.CreateSession(r.Context(), sess); err != nil {
+		return storage.Session{}, err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: p.sessionCookieName(), Value: raw, Path: p.issuerPath + "/",
+		MaxAge: int(p.lifetimes.SessionAbsolute.Seconds()), HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode,
+	})
+	return sess, nil
+}
+
+// useSession records that clientID was logged in through the session and moves
+// its idle end.
+func (p *Provider) useSession(ctx context.Context, id, clientID string) error {
+	now := p.now().UTC()
+	return p.store.UpdateSession(ctx, id, func(s storage.Session) (storage.Session, error) {
+		s.LastUsed, s.Expiry = now, p.sessionExpiry(s.CreatedAt, now)
+		if !slices.Contains(s.Clients, clientID) {
+			s.Clients = append(slices.Clone(s.Clients), clientID)
+		}
+		return s, nil
+	})
+}
+
+func (p *Provider) sessionExpiry(created, now time.Time) time.Time {
+	idle, absolute := now.Add(p.lifetimes.SessionIdle), created.Add(p.lifetimes.SessionAbsolute)
+	if absolute.Before(idle) {
+		return absolute
+	}
+	return idle
+}
+
+func (p *Provider) clearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{
+		Name: p.sessionCookieName(), Value: "", Path: p.issuerPath + "/", MaxAge: -1,
+		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (p *Provider) sessionCookieName() string {
+	if p.secure && p.issuerPath == "" {
+		return "__Host-dingbridge_session"
+	}
+	return "dingbridge_session"
+}
+
+// sessionIDKey carries the browser's session (hashed cookie) from the end_session
+// handler to TerminateSessionFromRequest, which zitadel calls without the request.
+type sessionIDKey struct{}
+
+// endSession wraps zitadel's end_session endpoint: it hands over the browser's
+// session, clears the cookie when the logout succeeds, and shows a page instead
+// of zitadel's JSON when the request is refused (e.g. a post_logout_redirect_uri
+// the client never registered: never a redirect there).
+func (p *Provider) endSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := r.Cookie(p.sessionCookieName()); err == nil {
+			r = r.WithContext(context.WithValue(r.Context(), sessionIDKey{}, hashToken(c.Value)))
+		}
+		rec := &logoutRecorder{header: http.Header{}}
+		next.ServeHTTP(rec, r)
+		if rec.status >= 400 {
+			p.log.InfoContext(r.Context(), "logout refused", "status", rec.status, "answer", rec.body.String())
+			p.render(w, r, &pageView{page: pageLogoutRefused, status: http.StatusBadRequest, detail: oauthDescription(rec.body.Bytes())})
+			return
+		}
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		if rec.status == http.StatusFound {
+			p.clearSessionCookie(w)
+		}
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		w.WriteHeader(rec.status)
+		_, _ = w.Write(rec.body.Bytes())
+	})
+}
+
+// logoutRecorder holds zitadel's end_session answer until endSession decides.
+type logoutRecorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (l *logoutRecorder) Header() http.Header { return l.header }
+func (l *logoutRecorder) WriteHeader(code int) {
+	if l.status == 0 {
+		l.status = code
+	}
+}
+func (l *logoutRecorder) Write(b []byte) (int, error) {
+	if l.status == 0 {
+		l.status = http.StatusOK
+	}
+	return l.body.Write(b)
+}
+
+// oauthDescription pulls error_description out of an OAuth error body.
+func oauthDescription(body []byte) string {
+	var e struct {
+		Description string `json:"error_description"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return ""
+	}
+	return e.Description
+}
