@@ -41,6 +41,10 @@ type Config struct {
 	StaticClients []StaticClient `yaml:"staticClients"`
 	Expiry        Expiry         `yaml:"expiry"`
 	Logging       Logging        `yaml:"logging"`
+	RateLimit     RateLimit      `yaml:"rateLimit"`
+	// TrustedProxies are reverse proxies (IPs or CIDRs) whose X-Forwarded-For is
+	// believed when telling clients apart for rate limiting.
+	TrustedProxies []string `yaml:"trustedProxies"`
 	// AdminSocket is the unix socket the admin CLI talks to while the server runs
 	// (bbolt lets one process open the file). Default "<storage.path>.sock" for bolt.
 	AdminSocket string `yaml:"adminSocket"`
@@ -134,6 +138,12 @@ type Expiry struct {
 	AuthRequest     Duration `yaml:"authRequest"`     // default 15m
 	AuthCode        Duration `yaml:"authCode"`        // default 60s, at most 10m
 	UpstreamState   Duration `yaml:"upstreamState"`   // default 10m
+}
+
+// RateLimit bounds requests per client IP to the login, callback and token endpoints.
+type RateLimit struct {
+	PerSecond float64 `yaml:"perSecond"` // default 10; 0 turns limiting off
+	Burst     int     `yaml:"burst"`     // default 50
 }
 
 // Logging says what the server logs and how.

@@ -105,6 +105,7 @@ func TestMinimalConfigGetsAllDefaults(t *testing.T) {
 			UpstreamState: Duration(10 * time.Minute),
 		},
 		Logging:     Logging{Level: "info", Format: "text"},
+		RateLimit:   RateLimit{PerSecond: 10, Burst: 50},
 		AdminSocket: "/var/lib/dingbridge/dingbridge.db.sock",
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -688,4 +689,17 @@ func TestExampleIsValid(t *testing.T) {
 			"connectors[0].clientSecret is empty: set DINGTALK_CLIENT_SECRET",
 			"staticClients[0].secretEnv names GRAFANA_OIDC_SECRET, which is not set")
 	})
+}
+
+func TestRateLimit(t *testing.T) {
+	c := mustParse(t, minimal+"rateLimit: {perSecond: 0.5, burst: 3}\ntrustedProxies: [10.0.0.0/8, 192.168.1.1]\n", nil)
+	if c.RateLimit.PerSecond != 0.5 || c.RateLimit.Burst != 3 || len(c.TrustedProxies) != 2 {
+		t.Errorf("rateLimit = %+v, trustedProxies = %v", c.RateLimit, c.TrustedProxies)
+	}
+	if off := mustParse(t, minimal+"rateLimit: {perSecond: 0}\n", nil); off.RateLimit.PerSecond != 0 {
+		t.Errorf("perSecond: 0 should turn limiting off, got %v", off.RateLimit.PerSecond)
+	}
+	wantErr(t, minimal+"rateLimit: {perSecond: -1}\n", nil, "rateLimit.perSecond -1 is negative")
+	wantErr(t, minimal+"rateLimit: {burst: many}\n", nil, `rateLimit.burst "many" must be a number`)
+	wantErr(t, minimal+"trustedProxies: [proxy.internal]\n", nil, `trustedProxies[0] "proxy.internal" is not an IP address or CIDR`)
 }

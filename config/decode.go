@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -185,6 +187,22 @@ func (l *loader) decode(n *yaml.Node, v reflect.Value, path string) {
 			v.SetBool(true)
 		default:
 			l.addAt(path, n.Line, "%s must be true or false", l.quoted(n, path, s))
+		}
+	case v.Kind() == reflect.Int || v.Kind() == reflect.Float64:
+		s, ok := l.scalar(n, path)
+		if !ok || s == "" {
+			return
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || (v.Kind() == reflect.Int && f != math.Trunc(f)) {
+			l.addAt(path, n.Line, "%s must be a number", l.quoted(n, path, s))
+			return
+		}
+		l.given[path] = true
+		if v.Kind() == reflect.Int {
+			v.SetInt(int64(f))
+		} else {
+			v.SetFloat(f)
 		}
 	case v.Kind() == reflect.Slice:
 		if !l.kind(n, yaml.SequenceNode, path) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -74,6 +75,7 @@ func (l *loader) validate(c *Config) {
 	}
 
 	l.expiry(&c.Expiry)
+	l.rateLimit(c)
 
 	setDefault(&c.Logging.Level, "info")
 	if !oneOf(c.Logging.Level, "debug", "info", "warn", "error") {
@@ -257,6 +259,30 @@ func (l *loader) expiry(e *Expiry) {
 			*d.v = Duration(d.def)
 		}
 		l.duration(key, *d.v, d.limit, d.why)
+	}
+}
+
+func (l *loader) rateLimit(c *Config) {
+	if !l.given["rateLimit.perSecond"] {
+		c.RateLimit.PerSecond = 10
+	}
+	if !l.given["rateLimit.burst"] {
+		c.RateLimit.Burst = 50
+	}
+	if c.RateLimit.PerSecond < 0 {
+		l.add("rateLimit.perSecond", "rateLimit.perSecond %v is negative: use 0 to turn rate limiting off", c.RateLimit.PerSecond)
+	}
+	if c.RateLimit.Burst < 1 {
+		l.add("rateLimit.burst", "rateLimit.burst %d must be at least 1", c.RateLimit.Burst)
+	}
+	for i, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(p); err != nil {
+			key := fmt.Sprintf("trustedProxies[%d]", i)
+			l.add(key, "%s %q is not an IP address or CIDR (e.g. 10.0.0.0/8)", key, p)
+		}
 	}
 }
 

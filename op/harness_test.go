@@ -60,6 +60,7 @@ type envOptions struct {
 	// twoConnectors adds a second DingTalk app, so the login offers a choice.
 	twoConnectors bool
 	lifetimes     op.Lifetimes
+	rateLimit     op.RateLimit
 	// logger replaces the test logger (a test that reads what is logged).
 	logger *slog.Logger
 }
@@ -141,6 +142,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 			{ID: publicClientID, Name: "CLI", Public: true, RedirectURIs: []string{publicRedirect}},
 		},
 		Lifetimes: opts.lifetimes,
+		RateLimit: opts.rateLimit,
 		Logger:    logger,
 	})
 	if err != nil {

@@ -28,6 +28,17 @@ func securityHeaders(https bool) func(http.Handler) http.Handler {
 	}
 }
 
+// limitBodies caps request bodies: every form and JSON body the provider accepts
+// is small, so anything larger is an attack or a mistake.
+func limitBodies(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
@@ -70,7 +81,6 @@ func (p *Provider) logRequests(next http.Handler) http.Handler {
 // on, before zitadel answers them with plain text. Everything else is zitadel's.
 func (p *Provider) checkAuthorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		if err := r.ParseForm(); err != nil {
 			p.render(w, r, &pageView{page: pageBadRequest, status: http.StatusBadRequest})
 			return

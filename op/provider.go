@@ -35,6 +35,7 @@ type Config struct {
 	StaticClients []StaticClient
 	Claims        ClaimsPolicy
 	Lifetimes     Lifetimes
+	RateLimit     RateLimit
 
 	// Logger gets structured logs; nil discards them.
 	Logger *slog.Logger
@@ -109,6 +110,7 @@ type Provider struct {
 	connectors []Connector
 	claims     ClaimsPolicy
 	lifetimes  Lifetimes
+	limiter    *ipLimiter
 	log        *slog.Logger
 	now        func() time.Time
 
@@ -146,6 +148,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if p.now == nil {
 		p.now = time.Now
 	}
+	p.limiter = newIPLimiter(cfg.RateLimit, p.now)
 	if p.claims.Subject == "" {
 		p.claims.Subject = "unionid"
 	}
@@ -184,13 +187,14 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 
 func (p *Provider) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(p.logRequests, securityHeaders(p.secure))
+	r.Use(p.logRequests, securityHeaders(p.secure), limitBodies)
 	r.Get("/healthz", p.healthz)
 	r.Get("/readyz", p.readyz)
-	r.Get("/login", p.login)
-	r.Get("/callback/{connector}", p.callback)
+	r.With(p.limiter.limit).Get("/login", p.login)
+	r.With(p.limiter.limit).Get("/callback/{connector}", p.callback)
 	r.Get("/logged-out", p.loggedOut)
 	r.Handle("/authorize", p.checkAuthorize(p.oidc))
+	r.With(p.limiter.limit).Handle(p.oidc.TokenEndpoint().Relative(), p.oidc)
 	r.Handle(p.oidc.RevocationEndpoint().Relative(), revokeIgnoresHint(p.oidc))
 	r.Handle(p.oidc.EndSessionEndpoint().Relative(), p.endSession(p.oidc))
 	r.Mount("/", p.oidc)
