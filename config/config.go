@@ -42,6 +42,7 @@ type Config struct {
 	Expiry        Expiry         `yaml:"expiry"`
 	Logging       Logging        `yaml:"logging"`
 	RateLimit     RateLimit      `yaml:"rateLimit"`
+	Keys          Keys           `yaml:"keys"`
 	// TrustedProxies are reverse proxies (IPs or CIDRs) whose X-Forwarded-For is
 	// believed when telling clients apart for rate limiting.
 	TrustedProxies []string `yaml:"trustedProxies"`
@@ -138,6 +139,13 @@ type Expiry struct {
 	AuthRequest     Duration `yaml:"authRequest"`     // default 15m
 	AuthCode        Duration `yaml:"authCode"`        // default 60s, at most 10m
 	UpstreamState   Duration `yaml:"upstreamState"`   // default 10m
+}
+
+// Keys says how id_tokens are signed and how often the key changes.
+type Keys struct {
+	Algorithm      string   `yaml:"algorithm"`      // RS256 (default) or ES256
+	RotationPeriod Duration `yaml:"rotationPeriod"` // default 720h (30 days)
+	PublishAhead   Duration `yaml:"publishAhead"`   // default 24h: a next key is in the JWKS this long before it signs
 }
 
 // RateLimit bounds requests per client IP to the login, callback and token endpoints.

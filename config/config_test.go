@@ -106,6 +106,7 @@ func TestMinimalConfigGetsAllDefaults(t *testing.T) {
 		},
 		Logging:     Logging{Level: "info", Format: "text"},
 		RateLimit:   RateLimit{PerSecond: 10, Burst: 50},
+		Keys:        Keys{Algorithm: "RS256", RotationPeriod: Duration(720 * time.Hour), PublishAhead: Duration(24 * time.Hour)},
 		AdminSocket: "/var/lib/dingbridge/dingbridge.db.sock",
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -702,4 +703,13 @@ func TestRateLimit(t *testing.T) {
 	wantErr(t, minimal+"rateLimit: {perSecond: -1}\n", nil, "rateLimit.perSecond -1 is negative")
 	wantErr(t, minimal+"rateLimit: {burst: many}\n", nil, `rateLimit.burst "many" must be a number`)
 	wantErr(t, minimal+"trustedProxies: [proxy.internal]\n", nil, `trustedProxies[0] "proxy.internal" is not an IP address or CIDR`)
+}
+
+func TestKeys(t *testing.T) {
+	c := mustParse(t, minimal+"keys: {algorithm: ES256, rotationPeriod: 168h, publishAhead: 12h}\n", nil)
+	if c.Keys.Algorithm != "ES256" || c.Keys.RotationPeriod != Duration(168*time.Hour) || c.Keys.PublishAhead != Duration(12*time.Hour) {
+		t.Errorf("keys = %+v", c.Keys)
+	}
+	wantErr(t, minimal+"keys: {algorithm: HS256}\n", nil, `keys.algorithm "HS256" is not supported`)
+	wantErr(t, minimal+"keys: {rotationPeriod: 12h, publishAhead: 24h}\n", nil, "keys.publishAhead 24h0m0s must be shorter than keys.rotationPeriod 12h0m0s")
 }

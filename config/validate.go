@@ -76,6 +76,23 @@ func (l *loader) validate(c *Config) {
 
 	l.expiry(&c.Expiry)
 	l.rateLimit(c)
+	setDefault(&c.Keys.Algorithm, "RS256")
+	if !oneOf(c.Keys.Algorithm, "RS256", "ES256") {
+		l.add("keys.algorithm", "keys.algorithm %q is not supported: use RS256 (the default, what every RP accepts) or ES256", c.Keys.Algorithm)
+	}
+	for _, d := range []struct {
+		key string
+		v   *Duration
+		def time.Duration
+	}{{"keys.rotationPeriod", &c.Keys.RotationPeriod, 720 * time.Hour}, {"keys.publishAhead", &c.Keys.PublishAhead, 24 * time.Hour}} {
+		if !l.given[d.key] {
+			*d.v = Duration(d.def)
+		}
+		l.duration(d.key, *d.v, 0, "")
+	}
+	if c.Keys.PublishAhead >= c.Keys.RotationPeriod {
+		l.add("keys.publishAhead", "keys.publishAhead %s must be shorter than keys.rotationPeriod %s", c.Keys.PublishAhead, c.Keys.RotationPeriod)
+	}
 
 	setDefault(&c.Logging.Level, "info")
 	if !oneOf(c.Logging.Level, "debug", "info", "warn", "error") {

@@ -38,6 +38,11 @@ type Options struct {
 	// ReloadInterval bounds how long a change made by another process (a rotation
 	// through the admin CLI, another replica) takes to be seen. Default 30s.
 	ReloadInterval time.Duration
+	// RotationPeriod is how long a key signs before Advance replaces it; 0 never.
+	RotationPeriod time.Duration
+	// PublishAhead is how long a next key is in the JWKS before it signs, so every
+	// relying party's cached JWKS has it by then. Default 24h.
+	PublishAhead time.Duration
 	// RetainFor is how long a retired key stays published: at least the lifetime of
 	// the longest-lived token it signed (the id_token's). Default 24h.
 	RetainFor time.Duration
@@ -62,10 +67,13 @@ type Manager struct {
 	loadedAt time.Time
 }
 
-// material is one parsed KeySet.
+// material is one parsed KeySet. Which key signs is decided at each use, not at
+// parse time: a next key takes over when its NotBefore passes, with no change in
+// storage to trigger a reload.
 type material struct {
 	version  uint64
-	signing  *SigningKey
+	keys     []storage.SigningKey // published (not expired) at parse time
+	signers  map[string]crypto.Signer
 	public   []jose.JSONWebKey
 	tokenKey [32]byte
 }
@@ -80,6 +88,9 @@ func New(store Store, opts Options) (*Manager, error) {
 	}
 	if opts.ReloadInterval <= 0 {
 		opts.ReloadInterval = 30 * time.Second
+	}
+	if opts.PublishAhead <= 0 {
+		opts.PublishAhead = 24 * time.Hour
 	}
 	if opts.RetainFor <= 0 {
 		opts.RetainFor = 24 * time.Hour
@@ -155,7 +166,89 @@ func (m *Manager) Rotate(ctx context.Context) (SigningKeyInfo, error) {
 	if _, err := m.reload(ctx); err != nil {
 		return SigningKeyInfo{}, err
 	}
-	return info(fresh, now), nil
+	return info(fresh, fresh.ID, now), nil
+}
+
+// Advance does what the schedule asks, atomically, so several processes sharing
+// one store never rotate twice: it publishes a next key PublishAhead before the
+// active one's RotationPeriod ends, retires keys a newer one has replaced (kept
+// for RetainFor), and drops retired keys whose time is up. It reports whether
+// anything changed. Call it periodically (see Run).
+func (m *Manager) Advance(ctx context.Context) (bool, error) {
+	now := m.opts.Now().UTC()
+	changed := false
+	err := m.store.UpdateKeySet(ctx, func(ks storage.KeySet) (storage.KeySet, error) {
+		changed = false
+		signing := active(ks.SigningKeys, now)
+		if signing == nil {
+			return ks, errors.New("no active key: run Ensure")
+		}
+		signingID, signingSince := signing.ID, signing.NotBefore
+		keys := make([]storage.SigningKey, 0, len(ks.SigningKeys)+1)
+		hasNext := false
+		for _, k := range ks.SigningKeys {
+			switch {
+			case !k.Expiry.IsZero() && !now.Before(k.Expiry):
+				changed = true
+				continue // every token it signed has expired
+			case k.ID == signingID:
+			case now.Before(k.NotBefore):
+				hasNext = true
+			case k.RetiredAt.IsZero():
+				// Superseded: the active key took over at its NotBefore.
+				k.RetiredAt, k.Expiry = signingSince, signingSince.Add(m.opts.RetainFor)
+				changed = true
+			}
+			keys = append(keys, k)
+		}
+		due := signingSince.Add(m.opts.RotationPeriod)
+		if m.opts.RotationPeriod > 0 && !hasNext && !now.Before(due.Add(-m.opts.PublishAhead)) {
+			next, err := generate(m.opts.Algorithm, now)
+			if err != nil {
+				return ks, err
+			}
+			next.NotBefore = due
+			if earliest := now.Add(m.opts.PublishAhead); due.Before(earliest) {
+				next.NotBefore = earliest // never sign with a key RPs may not have yet
+			}
+			keys = append(keys, next)
+			changed = true
+		}
+		if changed {
+			ks.SigningKeys = keys
+			ks.Version++
+		}
+		return ks, nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("keys: advance: %w", err)
+	}
+	if changed {
+		_, err = m.reload(ctx)
+	}
+	return changed, err
+}
+
+// Run calls Advance every interval until ctx is done, reporting errors to onError.
+func (m *Manager) Run(ctx context.Context, interval time.Duration, onError func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := m.Advance(ctx); err != nil && ctx.Err() == nil {
+			onError(err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// JWKSMaxAge is how long a relying party may cache the JWKS and still meet every
+// scheduled key before it signs.
+func (m *Manager) JWKSMaxAge() time.Duration {
+	return min(m.opts.PublishAhead/4, time.Hour)
 }
 
 // SigningKeyInfo describes a stored key without its private half.
@@ -177,19 +270,23 @@ func (m *Manager) List(ctx context.Context) ([]SigningKeyInfo, error) {
 		return nil, fmt.Errorf("keys: list: %w", err)
 	}
 	now := m.opts.Now()
+	signingID := ""
+	if k := active(ks.SigningKeys, now); k != nil {
+		signingID = k.ID
+	}
 	out := make([]SigningKeyInfo, 0, len(ks.SigningKeys))
 	for _, k := range ks.SigningKeys {
-		out = append(out, info(k, now))
+		out = append(out, info(k, signingID, now))
 	}
 	slices.SortFunc(out, func(a, b SigningKeyInfo) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return out, nil
 }
 
-func info(k storage.SigningKey, now time.Time) SigningKeyInfo {
-	i := SigningKeyInfo{ID: k.ID, Algorithm: k.Algorithm, CreatedAt: k.CreatedAt, NotBefore: k.NotBefore, Expiry: k.Expiry, State: "active"}
+func info(k storage.SigningKey, signingID string, now time.Time) SigningKeyInfo {
+	i := SigningKeyInfo{ID: k.ID, Algorithm: k.Algorithm, CreatedAt: k.CreatedAt, NotBefore: k.NotBefore, Expiry: k.Expiry, State: "retired"}
 	switch {
-	case !k.RetiredAt.IsZero():
-		i.State = "retired"
+	case k.ID == signingID:
+		i.State = "active"
 	case now.Before(k.NotBefore):
 		i.State = "next"
 	}
@@ -202,7 +299,11 @@ func (m *Manager) SigningKey(ctx context.Context) (SigningKey, error) {
 	if err != nil {
 		return SigningKey{}, err
 	}
-	return *mat.signing, nil
+	k := active(mat.keys, m.opts.Now())
+	if k == nil {
+		return SigningKey{}, errors.New("keys: no key may sign now: run Ensure")
+	}
+	return SigningKey{ID: k.ID, Algorithm: jose.SignatureAlgorithm(k.Algorithm), Private: mat.signers[k.ID]}, nil
 }
 
 // PublicKeys returns every key a verifier may meet: the one that signs and the ones
@@ -257,10 +358,9 @@ func parse(ks storage.KeySet, now time.Time) (*material, error) {
 	if len(ks.TokenKey) != 32 {
 		return nil, errors.New("keys: no token key in storage: run Ensure first")
 	}
-	mat := &material{version: ks.Version}
+	mat := &material{version: ks.Version, signers: make(map[string]crypto.Signer)}
 	copy(mat.tokenKey[:], ks.TokenKey)
-	signing := active(ks.SigningKeys, now)
-	if signing == nil {
+	if active(ks.SigningKeys, now) == nil {
 		return nil, errors.New("keys: no signing key in storage: run Ensure first")
 	}
 	for _, k := range ks.SigningKeys {
@@ -282,9 +382,8 @@ func parse(ks storage.KeySet, now time.Time) (*material, error) {
 		mat.public = append(mat.public, jose.JSONWebKey{
 			Key: signer.Public(), KeyID: k.ID, Algorithm: k.Algorithm, Use: "sig",
 		})
-		if k.ID == signing.ID {
-			mat.signing = &SigningKey{ID: k.ID, Algorithm: jose.SignatureAlgorithm(k.Algorithm), Private: signer}
-		}
+		mat.keys = append(mat.keys, k)
+		mat.signers[k.ID] = signer
 	}
 	return mat, nil
 }

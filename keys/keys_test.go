@@ -186,3 +186,70 @@ func TestRotateKeepsTheOldKeyPublishedUntilItsTokensExpire(t *testing.T) {
 		t.Errorf("want the second key (retired) and the third (active), got %+v", list)
 	}
 }
+
+// The schedule: a next key is published PublishAhead before it signs, takes over
+// on time with nothing written to storage, the old one is retired and kept for
+// RetainFor, then dropped. Two processes advancing at once rotate once.
+func TestScheduledRotation(t *testing.T) {
+	store := openStore(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0
+	opts := keys.Options{
+		RotationPeriod: 30 * 24 * time.Hour, PublishAhead: 24 * time.Hour, RetainFor: 2 * time.Hour,
+		Now: func() time.Time { return now },
+	}
+	m, _ := keys.New(store, opts)
+	other, _ := keys.New(store, opts)
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := m.SigningKey(ctx)
+
+	now = t0.Add(28 * 24 * time.Hour)
+	if changed, err := m.Advance(ctx); err != nil || changed {
+		t.Fatalf("advance before the publish time: changed %v, err %v", changed, err)
+	}
+
+	now = t0.Add(29 * 24 * time.Hour)
+	var wg sync.WaitGroup
+	for _, mgr := range []*keys.Manager{m, other} {
+		wg.Go(func() {
+			if _, err := mgr.Advance(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	list, _ := m.List(ctx)
+	if len(list) != 2 || list[0].State != "active" || list[1].State != "next" || !list[1].NotBefore.Equal(t0.Add(30*24*time.Hour)) {
+		t.Fatalf("after publishing: %+v, want the active key and one next key signing from day 30", list)
+	}
+	if k, _ := m.SigningKey(ctx); k.ID != first.ID {
+		t.Fatal("the next key signs before its time")
+	}
+	if pub, _ := m.PublicKeys(ctx); len(pub) != 2 {
+		t.Fatalf("JWKS has %d keys, want the next key published ahead", len(pub))
+	}
+
+	now = t0.Add(30*24*time.Hour + time.Minute)
+	k, _ := m.SigningKey(ctx)
+	if k.ID != list[1].ID {
+		t.Fatalf("at day 30 the signing kid is %s, want the next key %s", k.ID, list[1].ID)
+	}
+	if _, err := m.Advance(ctx); err != nil {
+		t.Fatal(err)
+	}
+	list, _ = m.List(ctx)
+	if list[0].State != "retired" || !list[0].Expiry.Equal(t0.Add(30*24*time.Hour+2*time.Hour)) || list[1].State != "active" {
+		t.Fatalf("after the switch: %+v", list)
+	}
+
+	now = t0.Add(30*24*time.Hour + 3*time.Hour)
+	if _, err := m.Advance(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pub, _ := m.PublicKeys(ctx); len(pub) != 1 || pub[0].KeyID != k.ID {
+		t.Fatalf("after RetainFor the JWKS is %v, want only the new key", pub)
+	}
+}

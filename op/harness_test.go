@@ -44,6 +44,7 @@ type env struct {
 	issuer   string
 	dbPath   string
 	store    *bolt.Storage
+	keys     *keys.Manager
 	provider *op.Provider
 	server   *httptest.Server
 	dingtalk *dingtalktest.Server
@@ -108,6 +109,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	if err := km.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
+	e.keys = km
 	timeout := opts.upstreamTimeout
 	if timeout == 0 {
 		timeout = 5 * time.Second

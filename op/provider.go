@@ -197,6 +197,7 @@ func (p *Provider) routes() http.Handler {
 	r.With(p.limiter.limit).Handle(p.oidc.TokenEndpoint().Relative(), p.oidc)
 	r.Handle(p.oidc.RevocationEndpoint().Relative(), revokeIgnoresHint(p.oidc))
 	r.Handle(p.oidc.EndSessionEndpoint().Relative(), p.endSession(p.oidc))
+	r.Handle(p.oidc.KeysEndpoint().Relative(), p.cacheJWKS(p.oidc))
 	r.Mount("/", p.oidc)
 	if p.issuerPath == "" {
 		return r
@@ -222,8 +223,16 @@ func (p *Provider) connector(id string) (Connector, bool) {
 	return Connector{}, false
 }
 
-// Sweep removes expired records every interval until ctx is done.
-func (p *Provider) Sweep(ctx context.Context, interval time.Duration) {
+// Maintain runs the provider's housekeeping until ctx is done: expired records
+// are swept every minute and the signing-key schedule is advanced.
+func (p *Provider) Maintain(ctx context.Context) {
+	go p.keys.Run(ctx, 5*time.Minute, func(err error) {
+		p.log.ErrorContext(ctx, "advance signing keys", "err", err)
+	})
+	p.sweep(ctx, time.Minute)
+}
+
+func (p *Provider) sweep(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -238,11 +247,21 @@ func (p *Provider) Sweep(ctx context.Context, interval time.Duration) {
 			}
 			if !res.IsZero() {
 				p.log.DebugContext(ctx, "swept expired records", "authRequests", res.AuthRequests,
-					"codes", res.AuthCodes, "accessTokens", res.AccessTokens,
-					"refreshTokens", res.RefreshTokens, "upstreamStates", res.UpstreamStates)
+					"codes", res.AuthCodes, "accessTokens", res.AccessTokens, "refreshTokens", res.RefreshTokens,
+					"upstreamStates", res.UpstreamStates, "sessions", res.Sessions)
 			}
 		}
 	}
+}
+
+// cacheJWKS lets relying parties cache the key set only as long as the rotation
+// schedule allows: a next key is published well before it signs.
+func (p *Provider) cacheJWKS(next http.Handler) http.Handler {
+	value := fmt.Sprintf("public, max-age=%d", int(p.keys.JWKSMaxAge().Seconds()))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", value)
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (p *Provider) healthz(w http.ResponseWriter, _ *http.Request) {
