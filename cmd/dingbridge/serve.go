@@ -130,7 +130,7 @@ func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, provi
 	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
-	go provider.Sweep(sweepCtx, time.Minute)
+	go provider.Maintain(sweepCtx)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
