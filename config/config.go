@@ -119,6 +119,9 @@ type StaticClient struct {
 	SecretFile             string   `yaml:"secretFile"`
 	RedirectURIs           []string `yaml:"redirectURIs"`
 	PostLogoutRedirectURIs []string `yaml:"postLogoutRedirectURIs"`
+	// BackchannelLogoutURI receives a signed logout token when a session that
+	// logged in to this client ends (OpenID Connect Back-Channel Logout).
+	BackchannelLogoutURI string `yaml:"backchannelLogoutURI"`
 	// Public clients (native and browser apps) cannot keep a secret and have none.
 	Public bool `yaml:"public"`
 }

@@ -713,3 +713,21 @@ func TestKeys(t *testing.T) {
 	wantErr(t, minimal+"keys: {algorithm: HS256}\n", nil, `keys.algorithm "HS256" is not supported`)
 	wantErr(t, minimal+"keys: {rotationPeriod: 12h, publishAhead: 24h}\n", nil, "keys.publishAhead 24h0m0s must be shorter than keys.rotationPeriod 12h0m0s")
 }
+
+func TestBackchannelLogoutURI(t *testing.T) {
+	c := mustParse(t, minimal+`staticClients:
+  - id: app
+    secret: s
+    redirectURIs: [https://app.example.com/cb]
+    backchannelLogoutURI: https://app.example.com/backchannel
+`, nil)
+	if c.StaticClients[0].BackchannelLogoutURI != "https://app.example.com/backchannel" {
+		t.Errorf("backchannelLogoutURI = %q", c.StaticClients[0].BackchannelLogoutURI)
+	}
+	wantErr(t, minimal+`staticClients:
+  - id: app
+    secret: s
+    redirectURIs: [https://app.example.com/cb]
+    backchannelLogoutURI: http://app.example.com/backchannel
+`, nil, "staticClients[0].backchannelLogoutURI")
+}

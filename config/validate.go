@@ -217,6 +217,10 @@ func (l *loader) staticClient(c *StaticClient, key string, seen map[string]bool)
 	for i, u := range c.RedirectURIs {
 		l.redirectURI(fmt.Sprintf("%s.redirectURIs[%d]", key, i), u, c.Public)
 	}
+	if c.BackchannelLogoutURI != "" {
+		// Called server to server, so never a custom scheme.
+		l.redirectURI(key+".backchannelLogoutURI", c.BackchannelLogoutURI, false)
+	}
 	for i, u := range c.PostLogoutRedirectURIs {
 		l.redirectURI(fmt.Sprintf("%s.postLogoutRedirectURIs[%d]", key, i), u, c.Public)
 	}

@@ -27,7 +27,10 @@ type StaticClient struct {
 	Secret                 string
 	RedirectURIs           []string
 	PostLogoutRedirectURIs []string
-	Public                 bool
+	// BackchannelLogoutURI receives a logout token when a session that logged in
+	// to this client ends (OpenID Connect Back-Channel Logout 1.0).
+	BackchannelLogoutURI string
+	Public               bool
 }
 
 // client is what zitadel's op sees of a registered client.
@@ -152,7 +155,7 @@ func newClients(static []StaticClient, store storage.Storage, defaults Lifetimes
 		cs.static[s.ID] = &client{
 			Client: storage.Client{
 				ID: s.ID, Name: s.Name, Public: s.Public, RedirectURIs: s.RedirectURIs,
-				PostLogoutRedirectURIs: s.PostLogoutRedirectURIs,
+				PostLogoutRedirectURIs: s.PostLogoutRedirectURIs, BackchannelLogoutURI: s.BackchannelLogoutURI,
 			},
 			static:          true,
 			staticSecret:    sha256.Sum256([]byte(s.Secret)),

@@ -62,6 +62,8 @@ type envOptions struct {
 	twoConnectors bool
 	lifetimes     op.Lifetimes
 	rateLimit     op.RateLimit
+	// backchannelLogoutURI is registered for the grafana client.
+	backchannelLogoutURI string
 	// logger replaces the test logger (a test that reads what is logged).
 	logger *slog.Logger
 }
@@ -140,7 +142,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		Storage:    e.store,
 		Keys:       km,
 		StaticClients: []op.StaticClient{
-			{ID: rpClientID, Name: "Grafana", Secret: rpSecret, RedirectURIs: []string{rpRedirectURI}, PostLogoutRedirectURIs: []string{rpLoggedOut}},
+			{ID: rpClientID, Name: "Grafana", Secret: rpSecret, RedirectURIs: []string{rpRedirectURI}, PostLogoutRedirectURIs: []string{rpLoggedOut}, BackchannelLogoutURI: opts.backchannelLogoutURI},
 			{ID: publicClientID, Name: "CLI", Public: true, RedirectURIs: []string{publicRedirect}},
 		},
 		Lifetimes: opts.lifetimes,

@@ -312,13 +312,22 @@ func (s *oidcStorage) TerminateSession(context.Context, string, string) error { 
 // TerminateSessionFromRequest ends the browser's SSO session (found by the
 // end_session handler from the cookie) once zitadel has validated the request.
 func (s *oidcStorage) TerminateSessionFromRequest(ctx context.Context, req *zop.EndSessionRequest) (string, error) {
-	if id, ok := ctx.Value(sessionIDKey{}).(string); ok && id != "" {
-		err := s.p.store.DeleteSession(ctx, id)
-		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return "", fmt.Errorf("end session: %w", err)
-		}
-		s.p.log.InfoContext(ctx, "logout", "subject", req.UserID, "client", req.ClientID)
+	id, _ := ctx.Value(sessionIDKey{}).(string)
+	if id == "" {
+		return req.RedirectURI, nil
 	}
+	sess, err := s.p.store.GetSession(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return req.RedirectURI, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("load session: %w", err)
+	}
+	if err := s.p.store.DeleteSession(ctx, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return "", fmt.Errorf("end session: %w", err)
+	}
+	s.p.log.InfoContext(ctx, "logout", "subject", sess.Subject, "client", req.ClientID)
+	s.p.notifyLogout(ctx, sess)
 	return req.RedirectURI, nil
 }
 

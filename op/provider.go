@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -116,6 +117,9 @@ type Provider struct {
 
 	oidc    *zop.Provider
 	handler http.Handler
+
+	httpClient *http.Client   // back-channel logout deliveries
+	background sync.WaitGroup // deliveries in flight; Wait drains them
 }
 
 // New builds the provider. The key manager must have been Ensure'd.
@@ -141,6 +145,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		lifetimes:  cfg.Lifetimes.withDefaults(),
 		log:        cfg.Logger,
 		now:        cfg.Now,
+		httpClient: &http.Client{Timeout: backchannelTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -165,13 +170,15 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		opts = append(opts, zop.WithAllowInsecure())
 	}
 	p.oidc, err = zop.NewProvider(&zop.Config{
-		CryptoKey:                tokenKey,
-		DefaultLogoutRedirectURI: p.issuerPath + "/logged-out",
-		CodeMethodS256:           true,
-		AuthMethodPost:           true,
-		GrantTypeRefreshToken:    true,
-		SupportedUILocales:       []language.Tag{language.SimplifiedChinese, language.English},
-		SupportedScopes:          []string{"openid", "profile", "email", "phone", "offline_access"},
+		CryptoKey:                         tokenKey,
+		DefaultLogoutRedirectURI:          p.issuerPath + "/logged-out",
+		CodeMethodS256:                    true,
+		AuthMethodPost:                    true,
+		GrantTypeRefreshToken:             true,
+		BackChannelLogoutSupported:        true,
+		BackChannelLogoutSessionSupported: true,
+		SupportedUILocales:                []language.Tag{language.SimplifiedChinese, language.English},
+		SupportedScopes:                   []string{"openid", "profile", "email", "phone", "offline_access"},
 		SupportedClaims: []string{
 			"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "at_hash", "c_hash",
 			"unionid", "openid", "name", "preferred_username", "picture",
@@ -253,6 +260,10 @@ func (p *Provider) sweep(ctx context.Context, interval time.Duration) {
 		}
 	}
 }
+
+// Wait blocks until background deliveries (back-channel logouts) are done; call
+// it after the HTTP server has shut down.
+func (p *Provider) Wait() { p.background.Wait() }
 
 // cacheJWKS lets relying parties cache the key set only as long as the rotation
 // schedule allows: a next key is published well before it signs.

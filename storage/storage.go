@@ -107,6 +107,7 @@ type Client struct {
 	Public                 bool          `json:"public,omitempty"`
 	RedirectURIs           []string      `json:"redirectURIs"`
 	PostLogoutRedirectURIs []string      `json:"postLogoutRedirectURIs,omitempty"`
+	BackchannelLogoutURI   string        `json:"backchannelLogoutURI,omitempty"`
 	GrantTypes             []string      `json:"grantTypes,omitempty"` // empty: authorization_code and refresh_token
 	Scopes                 []string      `json:"scopes,omitempty"`     // extra scopes beyond the standard ones
 	IDTokenLifetime        time.Duration `json:"idTokenLifetime,omitempty"`
