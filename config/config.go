@@ -124,6 +124,8 @@ type StaticClient struct {
 	BackchannelLogoutURI string `yaml:"backchannelLogoutURI"`
 	// Public clients (native and browser apps) cannot keep a secret and have none.
 	Public bool `yaml:"public"`
+	// RequirePKCE makes a confidential client use PKCE too; public clients always must.
+	RequirePKCE bool `yaml:"requirePKCE"`
 }
 
 // Expiry holds how long each kind of token and request lives.

@@ -31,6 +31,8 @@ type StaticClient struct {
 	// to this client ends (OpenID Connect Back-Channel Logout 1.0).
 	BackchannelLogoutURI string
 	Public               bool
+	// RequirePKCE makes a confidential client use PKCE too (public ones always must).
+	RequirePKCE bool
 }
 
 // client is what zitadel's op sees of a registered client.
@@ -154,7 +156,7 @@ func newClients(static []StaticClient, store storage.Storage, defaults Lifetimes
 	for _, s := range static {
 		cs.static[s.ID] = &client{
 			Client: storage.Client{
-				ID: s.ID, Name: s.Name, Public: s.Public, RedirectURIs: s.RedirectURIs,
+				ID: s.ID, Name: s.Name, Public: s.Public, RequirePKCE: s.RequirePKCE, RedirectURIs: s.RedirectURIs,
 				PostLogoutRedirectURIs: s.PostLogoutRedirectURIs, BackchannelLogoutURI: s.BackchannelLogoutURI,
 			},
 			static:          true,

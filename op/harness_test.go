@@ -33,6 +33,7 @@ const (
 	rpRedirectURI  = "http://127.0.0.1:1/login/generic_oauth"
 	rpLoggedOut    = "http://127.0.0.1:1/logged-out"
 	publicClientID = "cli"
+	pkceClientID   = "argocd"
 	publicRedirect = "http://127.0.0.1:2/callback"
 	dtClientID     = "dingtestapp"
 	dtSecret       = "dingtalk-app-secret-42"
@@ -144,6 +145,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		StaticClients: []op.StaticClient{
 			{ID: rpClientID, Name: "Grafana", Secret: rpSecret, RedirectURIs: []string{rpRedirectURI}, PostLogoutRedirectURIs: []string{rpLoggedOut}, BackchannelLogoutURI: opts.backchannelLogoutURI},
 			{ID: publicClientID, Name: "CLI", Public: true, RedirectURIs: []string{publicRedirect}},
+			{ID: pkceClientID, Name: "Argo CD", Secret: rpSecret, RequirePKCE: true, RedirectURIs: []string{rpRedirectURI}},
 		},
 		Lifetimes: opts.lifetimes,
 		RateLimit: opts.rateLimit,

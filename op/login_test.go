@@ -372,3 +372,15 @@ func TestDisabledUserIsRefusedAndLosesRefresh(t *testing.T) {
 		t.Errorf("client would get %v, want access_denied with its state", q)
 	}
 }
+
+func TestClientThatRequiresPKCE(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	party := e.relyingParty(pkceClientID, rpSecret, rpRedirectURI)
+	if q := newBrowser(t).loginAt(rp.AuthURL("s3", party)); q.Get("error") != "invalid_request" {
+		t.Fatalf("without PKCE: %v, want invalid_request", q)
+	}
+	a := &loginAttempt{}
+	if _, err := exchange(t, party, newBrowser(t).loginAt(e.authorizeURL(party, a)), a); err != nil {
+		t.Fatalf("with PKCE: %v", err)
+	}
+}

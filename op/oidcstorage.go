@@ -42,6 +42,9 @@ func (s *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReque
 	if c.Public && req.CodeChallenge == "" {
 		return nil, oidc.ErrInvalidRequest().WithDescription("public clients must use PKCE (code_challenge with S256)")
 	}
+	if c.RequirePKCE && req.CodeChallenge == "" {
+		return nil, oidc.ErrInvalidRequest().WithDescription("this client must use PKCE (code_challenge with S256)")
+	}
 	now := s.p.now().UTC()
 	a := storage.AuthRequest{
 		ID:                  randomToken(16),

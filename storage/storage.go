@@ -105,6 +105,7 @@ type Client struct {
 	Name                   string        `json:"name"`
 	SecretHash             string        `json:"secretHash,omitempty"` // bcrypt; empty for public clients
 	Public                 bool          `json:"public,omitempty"`
+	RequirePKCE            bool          `json:"requirePKCE,omitempty"` // public clients always need PKCE
 	RedirectURIs           []string      `json:"redirectURIs"`
 	PostLogoutRedirectURIs []string      `json:"postLogoutRedirectURIs,omitempty"`
 	BackchannelLogoutURI   string        `json:"backchannelLogoutURI,omitempty"`
