@@ -114,7 +114,11 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	provider, err := newProvider(ctx, cfg, store, logger)
+	km, err := newKeyManager(ctx, store)
+	if err != nil {
+		return err
+	}
+	provider, err := newProvider(ctx, cfg, store, km, logger)
 	if err != nil {
 		return err
 	}

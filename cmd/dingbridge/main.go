@@ -29,18 +29,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env confi
 	root := &cobra.Command{
 		Use:           "dingbridge",
 		Short:         "An OpenID Provider that logs people in with DingTalk (钉钉)",
+		Long:          "An OpenID Provider that logs people in with DingTalk (钉钉).\n" + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(serveCommand(env), devCommand(), configCommand(env), versionCommand())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(serveCommand(env), devCommand(), configCommand(env), versionCommand(),
+		clientCommand(env), keysCommand(env), usersCommand(env), claimsCommand(env))
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "dingbridge:", err)
-		return 1
+		return exitCode(err)
 	}
-	return 0
+	return exitOK
 }
 
 func versionCommand() *cobra.Command {

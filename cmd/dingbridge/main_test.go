@@ -122,8 +122,8 @@ func TestConfigCheck(t *testing.T) {
 
 	t.Run("no --config and no DINGBRIDGE_CONFIG", func(t *testing.T) {
 		code, _, stderr := runCLI(t, secrets, "config", "check")
-		if code != 1 || !strings.Contains(stderr, `"config" not set`) {
-			t.Errorf("exit %d, stderr %q; want 1 and the missing flag", code, stderr)
+		if code != exitUsage || !strings.Contains(stderr, `"config" not set`) {
+			t.Errorf("exit %d, stderr %q; want %d (usage) and the missing flag", code, stderr, exitUsage)
 		}
 	})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dingbridge/dingbridge/admin"
 	"github.com/dingbridge/dingbridge/config"
 	"github.com/dingbridge/dingbridge/keys"
 	"github.com/dingbridge/dingbridge/op"
@@ -34,26 +35,55 @@ func serveCommand(env config.Env) *cobra.Command {
 			}
 			logger := newLogger(cmd.ErrOrStderr(), cfg.Logging)
 			defer useDefaultLogger(logger)()
-			store, err := openStorage(cfg.Storage, false)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			ln, err := net.Listen("tcp", cfg.Listen)
-			if err != nil {
-				return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-			}
-			provider, err := newProvider(cmd.Context(), cfg, store, logger)
-			if err != nil {
-				ln.Close()
-				return err
-			}
-			logger.Info("dingbridge serving", "version", version, "issuer", cfg.Issuer, "listen", ln.Addr().String())
-			return serveHTTP(cmd.Context(), ln, provider, provider, logger)
+			return runServe(cmd.Context(), cfg, logger)
 		},
 	}
 	addConfigFlag(cmd, &path, env)
 	return cmd
+}
+
+// runServe serves the provider, and the admin socket beside it, until ctx is done.
+func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	store, err := openStorage(cfg.Storage, false)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	km, err := newKeyManager(ctx, store)
+	if err != nil {
+		return err
+	}
+	provider, err := newProvider(ctx, cfg, store, km, logger)
+	if err != nil {
+		return err
+	}
+	// The admin service shares the provider's storage and key manager, so
+	// what the CLI changes through the socket is what the provider serves.
+	svc, err := admin.NewService(adminServiceConfig(cfg, store, km))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	adminLn, err := admin.Listen(cfg.AdminSocket)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	adminCtx, stopAdmin := context.WithCancel(ctx)
+	adminDone := make(chan error, 1)
+	go func() { adminDone <- admin.ServeListener(adminCtx, adminLn, svc, logger) }()
+	logger.Info("dingbridge serving", "version", version, "issuer", cfg.Issuer,
+		"listen", ln.Addr().String(), "adminSocket", cfg.AdminSocket)
+	err = serveHTTP(ctx, ln, provider, provider, logger)
+	// Stop the admin socket before the deferred store.Close: its requests use the store.
+	stopAdmin()
+	if adminErr := <-adminDone; adminErr != nil && err == nil {
+		err = adminErr
+	}
+	return err
 }
 
 func openStorage(cfg config.Storage, throwaway bool) (*bolt.Storage, error) {
@@ -67,15 +97,24 @@ func openStorage(cfg config.Storage, throwaway bool) (*bolt.Storage, error) {
 	return store, nil
 }
 
-// newProvider wires the configuration into an op.Provider.
-func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage, logger *slog.Logger) (*op.Provider, error) {
-	km, err := keys.New(store, keys.Options{})
+// keyRetention is how long a retired signing key stays in the JWKS; no token
+// may live longer (the admin service caps per-client lifetimes with it).
+const keyRetention = 24 * time.Hour
+
+// newKeyManager returns the key manager over store, with key material ensured.
+func newKeyManager(ctx context.Context, store storage.Storage) (*keys.Manager, error) {
+	km, err := keys.New(store, keys.Options{RetainFor: keyRetention})
 	if err != nil {
 		return nil, err
 	}
 	if err := km.Ensure(ctx); err != nil {
 		return nil, err
 	}
+	return km, nil
+}
+
+// newProvider wires the configuration into an op.Provider.
+func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage, km *keys.Manager, logger *slog.Logger) (*op.Provider, error) {
 	var connectors []op.Connector
 	for _, c := range cfg.Connectors {
 		conn, err := dingtalk.New(dingtalk.Config{
@@ -91,20 +130,13 @@ func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage,
 		}
 		connectors = append(connectors, op.Connector{ID: c.ID, Name: c.Name, Connector: conn})
 	}
-	var clients []op.StaticClient
-	for _, c := range cfg.StaticClients {
-		clients = append(clients, op.StaticClient{
-			ID: c.ID, Name: c.Name, Secret: c.Secret, Public: c.Public,
-			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-		})
-	}
 	return op.New(ctx, op.Config{
 		Issuer:        cfg.Issuer,
 		Connectors:    connectors,
 		Storage:       store,
 		Keys:          km,
-		StaticClients: clients,
-		Claims:        op.ClaimsPolicy{Subject: cfg.Claims.Subject, EmailVerified: cfg.Claims.EmailVerified},
+		StaticClients: staticClients(cfg),
+		Claims:        claimsPolicy(cfg),
 		Lifetimes: op.Lifetimes{
 			IDToken:       time.Duration(cfg.Expiry.IDToken),
 			AccessToken:   time.Duration(cfg.Expiry.AccessToken),
@@ -115,6 +147,21 @@ func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage,
 		},
 		Logger: logger,
 	})
+}
+
+func staticClients(cfg *config.Config) []op.StaticClient {
+	var clients []op.StaticClient
+	for _, c := range cfg.StaticClients {
+		clients = append(clients, op.StaticClient{
+			ID: c.ID, Name: c.Name, Secret: c.Secret, Public: c.Public,
+			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		})
+	}
+	return clients
+}
+
+func claimsPolicy(cfg *config.Config) op.ClaimsPolicy {
+	return op.ClaimsPolicy{Subject: cfg.Claims.Subject, EmailVerified: cfg.Claims.EmailVerified}
 }
 
 // serveHTTP serves handler on ln until ctx is done, then drains connections.

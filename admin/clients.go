@@ -1,0 +1,174 @@
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/dingbridge/dingbridge/op"
+	"github.com/dingbridge/dingbridge/storage"
+)
+
+// AddClient registers spec, generating its ID when spec has none.
+func (s *Service) AddClient(ctx context.Context, spec ClientSpec) (ClientWithSecret, error) {
+	if spec.ID == "" {
+		spec.ID = strings.ToLower(rand.Text())
+	}
+	if err := s.checkSpec(spec); err != nil {
+		return ClientWithSecret{}, err
+	}
+	if _, ok := s.static[spec.ID]; ok {
+		return ClientWithSecret{}, refuse(ErrConflict, "client %q already exists: it is defined in the configuration file's staticClients", spec.ID)
+	}
+	now := s.cfg.Now().UTC()
+	c := storage.Client{
+		ID: spec.ID, Name: spec.Name, Public: spec.Public,
+		RedirectURIs:           slices.Clone(spec.RedirectURIs),
+		PostLogoutRedirectURIs: slices.Clone(spec.PostLogoutRedirectURIs),
+		GrantTypes:             slices.Clone(spec.GrantTypes), Scopes: slices.Clone(spec.Scopes),
+		IDTokenLifetime:     time.Duration(spec.IDTokenLifetime),
+		AccessTokenLifetime: time.Duration(spec.AccessTokenLifetime),
+		CreatedAt:           now, UpdatedAt: now,
+	}
+	var secret string
+	if !spec.Public {
+		var err error
+		if secret, c.SecretHash, err = newSecret(s.cfg.SecretHashCost); err != nil {
+			return ClientWithSecret{}, err
+		}
+	}
+	err := s.cfg.Storage.CreateClient(ctx, c)
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		return ClientWithSecret{}, refuse(ErrConflict, "client %q already exists: pick another --id, or change it with `client update`", spec.ID)
+	}
+	if err != nil {
+		return ClientWithSecret{}, fmt.Errorf("add client %q: %w", spec.ID, err)
+	}
+	return ClientWithSecret{Client: viewClient(c), Secret: secret}, nil
+}
+
+func (s *Service) checkSpec(spec ClientSpec) error {
+	if err := checkClientID(spec.ID); err != nil {
+		return err
+	}
+	if strings.TrimSpace(spec.Name) == "" {
+		return refuse(ErrInvalid, "the client needs a name (--name): people see it when they log in")
+	}
+	if len(spec.RedirectURIs) == 0 {
+		return refuse(ErrInvalid, "the client needs at least one redirect URI (--redirect-uri)")
+	}
+	if err := checkURIs(spec.RedirectURIs, spec.PostLogoutRedirectURIs, spec.Public); err != nil {
+		return err
+	}
+	if err := checkGrantTypes(spec.GrantTypes); err != nil {
+		return err
+	}
+	if err := checkScopes(spec.Scopes); err != nil {
+		return err
+	}
+	if err := checkLifetime("id-token-lifetime", spec.IDTokenLifetime, s.cfg.MaxTokenLifetime); err != nil {
+		return err
+	}
+	return checkLifetime("access-token-lifetime", spec.AccessTokenLifetime, s.cfg.MaxTokenLifetime)
+}
+
+func checkURIs(redirect, postLogout []string, public bool) error {
+	for _, u := range redirect {
+		if err := checkRedirectURI("redirect URI", u, public); err != nil {
+			return err
+		}
+	}
+	for _, u := range postLogout {
+		if err := checkRedirectURI("post-logout redirect URI", u, public); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newSecret returns a client secret (32 random bytes, so its SHA-256 is as good
+// a verifier as bcrypt, which op's cache relies on) and its bcrypt hash.
+func newSecret(cost int) (secret, hash string, err error) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand never returns an error
+	secret = base64.RawURLEncoding.EncodeToString(b)
+	h, err := bcrypt.GenerateFromPassword([]byte(secret), cost)
+	if err != nil {
+		return "", "", fmt.Errorf("hash client secret: %w", err)
+	}
+	return secret, string(h), nil
+}
+
+// ListClients lists static clients and registered ones, by ID.
+func (s *Service) ListClients(ctx context.Context) ([]Client, error) {
+	stored, err := s.cfg.Storage.ListClients(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	out := make([]Client, 0, len(stored)+len(s.static))
+	for _, c := range s.static {
+		out = append(out, viewStatic(c))
+	}
+	for _, c := range stored {
+		if _, shadowed := s.static[c.ID]; !shadowed {
+			out = append(out, viewClient(c))
+		}
+	}
+	slices.SortFunc(out, func(a, b Client) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// GetClient returns one client; static clients win, as they do in the provider.
+func (s *Service) GetClient(ctx context.Context, id string) (Client, error) {
+	if c, ok := s.static[id]; ok {
+		return viewStatic(c), nil
+	}
+	c, err := s.storedClient(ctx, id)
+	if err != nil {
+		return Client{}, err
+	}
+	return viewClient(c), nil
+}
+
+func (s *Service) storedClient(ctx context.Context, id string) (storage.Client, error) {
+	c, err := s.cfg.Storage.GetClient(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return c, clientNotFound(id)
+	}
+	if err != nil {
+		return c, fmt.Errorf("get client %q: %w", id, err)
+	}
+	return c, nil
+}
+
+func clientNotFound(id string) error {
+	return refuse(ErrNotFound, "client %q not found: `dingbridge client list` shows the clients", id)
+}
+
+func viewClient(c storage.Client) Client {
+	return Client{
+		ID: c.ID, Name: c.Name, Public: c.Public,
+		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		GrantTypes: c.GrantTypes, Scopes: c.Scopes,
+		IDTokenLifetime: Duration(c.IDTokenLifetime), AccessTokenLifetime: Duration(c.AccessTokenLifetime),
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+	}
+}
+
+func viewStatic(c op.StaticClient) Client {
+	name := c.Name
+	if name == "" {
+		name = c.ID
+	}
+	return Client{
+		ID: c.ID, Name: name, Static: true, Public: c.Public,
+		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+	}
+}

@@ -1,0 +1,65 @@
+package admin
+
+import (
+	"errors"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/dingbridge/dingbridge/keys"
+	"github.com/dingbridge/dingbridge/op"
+	"github.com/dingbridge/dingbridge/storage"
+)
+
+// Config is what a Service needs. Online it must hold the running provider's own
+// storage and key manager, so a rotation is in the JWKS at once.
+type Config struct {
+	Storage       storage.Storage
+	Keys          *keys.Manager
+	StaticClients []op.StaticClient
+	Claims        op.ClaimsPolicy
+	Issuer        string
+	// IDTokenLifetime is the configured default, for the claims preview.
+	IDTokenLifetime time.Duration
+	// MaxTokenLifetime bounds per-client lifetimes: the time a retired signing
+	// key stays published (keys.Options.RetainFor).
+	MaxTokenLifetime time.Duration
+	// SecretHashCost is the bcrypt cost of client secret hashes; 0 means
+	// bcrypt.DefaultCost. Tests lower it: under the race detector one hash at the
+	// default cost takes most of a second.
+	SecretHashCost int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service implements API over storage.
+type Service struct {
+	cfg    Config
+	static map[string]op.StaticClient
+}
+
+var _ API = (*Service)(nil)
+
+// NewService returns a Service over cfg.
+func NewService(cfg Config) (*Service, error) {
+	if cfg.Storage == nil || cfg.Keys == nil {
+		return nil, errors.New("admin: storage and keys are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.IDTokenLifetime <= 0 {
+		cfg.IDTokenLifetime = time.Hour
+	}
+	if cfg.SecretHashCost == 0 {
+		cfg.SecretHashCost = bcrypt.DefaultCost
+	}
+	if cfg.MaxTokenLifetime <= 0 {
+		cfg.MaxTokenLifetime = 24 * time.Hour
+	}
+	s := &Service{cfg: cfg, static: make(map[string]op.StaticClient, len(cfg.StaticClients))}
+	for _, c := range cfg.StaticClients {
+		s.static[c.ID] = c
+	}
+	return s, nil
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dingbridge/dingbridge/admin"
+	"github.com/dingbridge/dingbridge/config"
+	"github.com/dingbridge/dingbridge/keys"
+	"github.com/dingbridge/dingbridge/storage"
+	"github.com/dingbridge/dingbridge/storage/bolt"
+)
+
+// The admin commands (client, keys, users, claims) run the same code whether
+// dingbridge is serving or not: they get an admin.API from connectAdmin, which is
+// the running server's admin socket when it answers and the database file
+// otherwise.
+
+// Exit codes of every command, for scripts.
+const (
+	exitOK       = 0
+	exitError    = 1 // anything operational: the database, the socket, the config file
+	exitUsage    = 2 // a bad flag or argument, or a request refused as invalid
+	exitNotFound = 3 // no such client or user
+)
+
+const exitCodesHelp = `
+Exit codes: 0 done; 1 error (database, admin socket, configuration file);
+2 usage or refused as invalid (bad flag or argument, a redirect URI rule, a static
+client, an ID that exists); 3 not found (no such client or user).
+
+While dingbridge serves, the command goes through its admin socket (adminSocket,
+default <storage.path>.sock); when it is stopped, it opens the database itself.`
+
+// usageError is a mistake on the command line.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// exitCode maps an error from a command to the process's exit status.
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var usage usageError
+	msg := err.Error()
+	switch {
+	case errors.Is(err, admin.ErrNotFound):
+		return exitNotFound
+	case errors.As(err, &usage), errors.Is(err, admin.ErrInvalid),
+		errors.Is(err, admin.ErrStaticClient), errors.Is(err, admin.ErrConflict):
+		return exitUsage
+	// cobra reports these as plain errors.
+	case strings.HasPrefix(msg, "unknown command "), strings.HasPrefix(msg, "required flag(s) "):
+		return exitUsage
+	}
+	return exitError
+}
+
+// positional checks a command's positional arguments, naming what is missing.
+func positional(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, got []string) error {
+		if len(got) != len(names) {
+			want := strings.ToUpper(strings.Join(names, " "))
+			if len(names) == 0 {
+				return usagef("%s takes no arguments, got %q", cmd.CommandPath(), got)
+			}
+			return usagef("%s needs %s (usage: %s)", cmd.CommandPath(), want, cmd.UseLine())
+		}
+		return nil
+	}
+}
+
+// groupCommand is a command that only holds others (client, keys, users).
+func groupCommand(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Long: short + "\n" + exitCodesHelp,
+		RunE: func(cmd *cobra.Command, got []string) error {
+			if len(got) > 0 {
+				return usagef("unknown command %q for %q: see %s --help", got[0], cmd.CommandPath(), cmd.CommandPath())
+			}
+			return cmd.Help()
+		},
+	}
+}
+
+// adminRun is the body of an admin command.
+type adminRun func(cmd *cobra.Command, api admin.API, out *printer, args []string) error
+
+// adminCommand completes c with --config and --output and a RunE that connects
+// to the admin API and hands it to run.
+func adminCommand(env config.Env, c *cobra.Command, run adminRun) *cobra.Command {
+	var path, format string
+	addConfigFlag(c, &path, env)
+	c.Flags().StringVarP(&format, "output", "o", "table", "output format: table, json or yaml")
+	if c.Long == "" {
+		c.Long = c.Short + "\n" + exitCodesHelp
+	}
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		out, err := newPrinter(cmd.OutOrStdout(), format)
+		if err != nil {
+			return err
+		}
+		cfg, err := config.Load(path, env)
+		if err != nil {
+			return err
+		}
+		api, closeAPI, err := connectAdmin(cmd.Context(), cfg)
+		if err != nil {
+			return err
+		}
+		defer closeAPI()
+		return run(cmd, api, out, args)
+	}
+	return c
+}
+
+// connectAdmin returns the running server's admin API if it answers on its
+// socket, or else a Service over the database file, opened directly.
+func connectAdmin(ctx context.Context, cfg *config.Config) (admin.API, func(), error) {
+	remote := admin.Dial(cfg.AdminSocket)
+	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	pingErr := remote.Ping(pingCtx)
+	cancel()
+	if pingErr == nil {
+		return remote, func() {}, nil
+	}
+	path := cfg.Storage.Path
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		// Creating it here could leave a file the server's user cannot open.
+		return nil, nil, fmt.Errorf("the database %s does not exist yet and no dingbridge answers on %s: start `dingbridge serve` once to create it, or check storage.path", path, cfg.AdminSocket)
+	}
+	// A running server holds the file's lock: give up quickly rather than wait.
+	store, err := bolt.Open(path, bolt.Options{Timeout: 300 * time.Millisecond})
+	if errors.Is(err, bolt.ErrLocked) {
+		return nil, nil, fmt.Errorf("the database %s is in use by a running dingbridge but its admin socket %s does not answer: %w", path, cfg.AdminSocket, pingErr)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("open storage: %w", err)
+	}
+	km, err := keys.New(store, keys.Options{RetainFor: keyRetention})
+	if err == nil {
+		var svc *admin.Service
+		if svc, err = admin.NewService(adminServiceConfig(cfg, store, km)); err == nil {
+			return svc, func() { _ = store.Close() }, nil
+		}
+	}
+	_ = store.Close()
+	return nil, nil, err
+}
+
+// adminServiceConfig is the admin service's view of the configuration, the same
+// for the server's socket and for the CLI working on the file.
+func adminServiceConfig(cfg *config.Config, store storage.Storage, km *keys.Manager) admin.Config {
+	return admin.Config{
+		Storage:          store,
+		Keys:             km,
+		StaticClients:    staticClients(cfg),
+		Claims:           claimsPolicy(cfg),
+		Issuer:           cfg.Issuer,
+		IDTokenLifetime:  time.Duration(cfg.Expiry.IDToken),
+		MaxTokenLifetime: keyRetention,
+		SecretHashCost:   secretHashCost,
+	}
+}
+
+// secretHashCost is the bcrypt cost of new client secrets; 0 is bcrypt's default.
+// Tests lower it.
+var secretHashCost = 0

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// printer writes a command's result as a table for people, or as JSON or YAML
+// for scripts. JSON and YAML carry the same fields under the same names: YAML
+// is made from the JSON.
+type printer struct {
+	w      io.Writer
+	format string
+}
+
+func newPrinter(w io.Writer, format string) (*printer, error) {
+	switch format {
+	case "table", "json", "yaml":
+		return &printer{w: w, format: format}, nil
+	}
+	return nil, usagef("--output %q is unknown: use table, json or yaml", format)
+}
+
+// structured writes v as JSON or YAML and reports true, or reports false when
+// the caller should print a table.
+func (p *printer) structured(v any) (bool, error) {
+	if p.format == "table" {
+		return false, nil
+	}
+	raw, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return true, fmt.Errorf("encode output: %w", err)
+	}
+	if p.format == "json" {
+		_, err = fmt.Fprintf(p.w, "%s\n", raw)
+		return true, err
+	}
+	return true, writeYAML(p.w, raw)
+}
+
+// writeYAML re-encodes JSON as block-style YAML, keeping the order of fields and
+// the exact digits of numbers.
+func writeYAML(w io.Writer, jsonDoc []byte) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(jsonDoc, &doc); err != nil {
+		return fmt.Errorf("encode output as YAML: %w", err)
+	}
+	plain(&doc)
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return fmt.Errorf("encode output as YAML: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("encode output as YAML: %w", err)
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// plain drops JSON's flow and quoting styles; the encoder quotes where YAML needs it.
+func plain(n *yaml.Node) {
+	n.Style = 0
+	for _, c := range n.Content {
+		plain(c)
+	}
+}
+
+// table starts a tab-separated table with a header row.
+func (p *printer) table(header ...string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(p.w, 0, 0, 2, ' ', 0)
+	row(tw, header...)
+	return tw
+}
+
+func row(w io.Writer, cols ...string) { fmt.Fprintln(w, strings.Join(cols, "\t")) }
+
+// fields prints "name: value" lines aligned, for one record. A value with
+// several lines continues under itself.
+func (p *printer) fields(pairs ...string) error {
+	tw := tabwriter.NewWriter(p.w, 0, 0, 1, ' ', 0)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		lines := strings.Split(pairs[i+1], "\n")
+		fmt.Fprintf(tw, "%s:\t%s\n", pairs[i], lines[0])
+		for _, l := range lines[1:] {
+			fmt.Fprintf(tw, "\t%s\n", l)
+		}
+	}
+	return tw.Flush()
+}
+
+// line prints one line of prose (table format only).
+func (p *printer) line(format string, args ...any) {
+	fmt.Fprintf(p.w, format+"\n", args...)
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
