@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	cfgpkg "github.com/dingbridge/dingbridge/config"
 	"github.com/dingbridge/dingbridge/storage"
 	"github.com/dingbridge/dingbridge/storage/bolt"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk/dingtalktest"
@@ -58,7 +59,7 @@ func (e *adminEnv) seed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if _, err := newKeyManager(context.Background(), store); err != nil {
+	if _, err := newKeyManager(context.Background(), store, cfgpkg.Keys{}); err != nil {
 		t.Fatal(err)
 	}
 	login := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)

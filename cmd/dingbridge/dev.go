@@ -114,7 +114,7 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	km, err := newKeyManager(ctx, store)
+	km, err := newKeyManager(ctx, store, cfg.Keys)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"html"
 	"io"
@@ -480,5 +481,45 @@ func assertNoSecrets(t *testing.T, output string, secrets ...string) {
 		if s != "" && strings.Contains(output, s) {
 			t.Errorf("output contains a secret (%.4s…)", s)
 		}
+	}
+}
+
+// What the file says reaches the running server: the signing algorithm shows in
+// discovery, the rate limit answers 429.
+func TestServeAppliesKeysAndRateLimitFromConfig(t *testing.T) {
+	addr := freeAddr(t)
+	issuer := "http://" + addr
+	cfg := serveConfig(issuer, addr, filepath.Join(t.TempDir(), "dingbridge.db"), "http://127.0.0.1:1") +
+		"keys: {algorithm: ES256}\nrateLimit: {perSecond: 0.01, burst: 1}\n"
+	srv := start(t, map[string]string{"DINGTALK_CLIENT_SECRET": dtSecret, "GRAFANA_OIDC_SECRET": rpSecret},
+		"serve", "--config", writeFile(t, "dingbridge.yaml", cfg))
+	srv.waitReady(t, issuer+"/readyz")
+
+	resp, err := http.Get(issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Algs []string `json:"id_token_signing_alg_values_supported"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&d)
+	resp.Body.Close()
+	if err != nil || len(d.Algs) != 1 || d.Algs[0] != "ES256" {
+		t.Errorf("id_token_signing_alg_values_supported = %v (%v), want [ES256]", d.Algs, err)
+	}
+	var statuses []int
+	for range 2 {
+		resp, err := http.Get(issuer + "/login?authRequestID=x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		statuses = append(statuses, resp.StatusCode)
+	}
+	if statuses[1] != http.StatusTooManyRequests {
+		t.Errorf("second /login with burst 1: statuses %v, want the second 429", statuses)
+	}
+	if code := srv.stop(t); code != 0 {
+		t.Errorf("serve exited %d", code)
 	}
 }

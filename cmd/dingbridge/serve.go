@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/spf13/cobra"
 
 	"github.com/dingbridge/dingbridge/admin"
@@ -49,7 +51,7 @@ func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger) erro
 		return err
 	}
 	defer store.Close()
-	km, err := newKeyManager(ctx, store)
+	km, err := newKeyManager(ctx, store, cfg.Keys)
 	if err != nil {
 		return err
 	}
@@ -102,8 +104,13 @@ func openStorage(cfg config.Storage, throwaway bool) (*bolt.Storage, error) {
 const keyRetention = 24 * time.Hour
 
 // newKeyManager returns the key manager over store, with key material ensured.
-func newKeyManager(ctx context.Context, store storage.Storage) (*keys.Manager, error) {
-	km, err := keys.New(store, keys.Options{RetainFor: keyRetention})
+func newKeyManager(ctx context.Context, store storage.Storage, cfg config.Keys) (*keys.Manager, error) {
+	km, err := keys.New(store, keys.Options{
+		Algorithm:      jose.SignatureAlgorithm(cfg.Algorithm),
+		RotationPeriod: time.Duration(cfg.RotationPeriod),
+		PublishAhead:   time.Duration(cfg.PublishAhead),
+		RetainFor:      keyRetention,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -138,23 +145,42 @@ func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage,
 		StaticClients: staticClients(cfg),
 		Claims:        claimsPolicy(cfg),
 		Lifetimes: op.Lifetimes{
-			IDToken:       time.Duration(cfg.Expiry.IDToken),
-			AccessToken:   time.Duration(cfg.Expiry.AccessToken),
-			RefreshToken:  time.Duration(cfg.Expiry.RefreshToken),
-			AuthRequest:   time.Duration(cfg.Expiry.AuthRequest),
-			AuthCode:      time.Duration(cfg.Expiry.AuthCode),
-			UpstreamState: time.Duration(cfg.Expiry.UpstreamState),
+			IDToken:                time.Duration(cfg.Expiry.IDToken),
+			AccessToken:            time.Duration(cfg.Expiry.AccessToken),
+			RefreshToken:           time.Duration(cfg.Expiry.RefreshToken),
+			RefreshTokenAbsolute:   time.Duration(cfg.Expiry.RefreshTokenAbsolute),
+			RefreshTokenReuseGrace: time.Duration(cfg.Expiry.RefreshTokenReuseGrace),
+			SessionIdle:            time.Duration(cfg.Expiry.SessionIdle),
+			SessionAbsolute:        time.Duration(cfg.Expiry.SessionAbsolute),
+			AuthRequest:            time.Duration(cfg.Expiry.AuthRequest),
+			AuthCode:               time.Duration(cfg.Expiry.AuthCode),
+			UpstreamState:          time.Duration(cfg.Expiry.UpstreamState),
 		},
-		Logger: logger,
+		RateLimit: rateLimit(cfg),
+		Logger:    logger,
 	})
+}
+
+func rateLimit(cfg *config.Config) op.RateLimit {
+	rl := op.RateLimit{PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst}
+	for _, p := range cfg.TrustedProxies { // validated by config
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr := netip.MustParseAddr(p)
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		rl.TrustedProxies = append(rl.TrustedProxies, prefix)
+	}
+	return rl
 }
 
 func staticClients(cfg *config.Config) []op.StaticClient {
 	var clients []op.StaticClient
 	for _, c := range cfg.StaticClients {
 		clients = append(clients, op.StaticClient{
-			ID: c.ID, Name: c.Name, Secret: c.Secret, Public: c.Public,
+			ID: c.ID, Name: c.Name, Secret: c.Secret, Public: c.Public, RequirePKCE: c.RequirePKCE,
 			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+			BackchannelLogoutURI: c.BackchannelLogoutURI,
 		})
 	}
 	return clients
@@ -192,6 +218,7 @@ func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, provi
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	provider.Wait() // back-channel logouts already under way
 	return nil
 }
 
