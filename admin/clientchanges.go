@@ -116,6 +116,10 @@ func (s *Service) DeleteClient(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("delete client %q: %w", id, err)
 	}
+	// A client registered later under this ID must not inherit the old tokens.
+	if err := s.cfg.Storage.RevokeClient(ctx, id); err != nil {
+		return fmt.Errorf("revoke tokens of client %q: %w", id, err)
+	}
 	return nil
 }
 

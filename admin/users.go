@@ -57,7 +57,16 @@ func userNotFound(subject string) error {
 // DisableUser marks the user disabled. The provider checks the flag at every
 // login, refresh, userinfo and introspection, so this takes effect at once.
 func (s *Service) DisableUser(ctx context.Context, subject string) (User, error) {
-	return s.setDisabled(ctx, subject, true)
+	u, err := s.setDisabled(ctx, subject, true)
+	if err != nil {
+		return u, err
+	}
+	// Deleted, not just refused while disabled: enabling the person later must
+	// not bring old tokens or sessions back.
+	if err := s.cfg.Storage.RevokeSubject(ctx, subject); err != nil {
+		return u, fmt.Errorf("revoke tokens and sessions of %q: %w", subject, err)
+	}
+	return u, nil
 }
 
 // EnableUser lets the user log in again.

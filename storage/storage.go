@@ -65,6 +65,12 @@ type Storage interface {
 	DeleteRefreshToken(ctx context.Context, id string) error
 	// RevokeGrant deletes every access and refresh token whose GrantID is grantID.
 	RevokeGrant(ctx context.Context, grantID string) error
+	// RevokeSubject deletes every access token, refresh token and session of a
+	// person (disabling them must not be undone by enabling them again).
+	RevokeSubject(ctx context.Context, subject string) error
+	// RevokeClient deletes every auth request, code, access and refresh token of a
+	// client (a client registered later under the same ID starts with nothing).
+	RevokeClient(ctx context.Context, clientID string) error
 
 	// Users, one per upstream identity, keyed by subject.
 	// UpsertUser calls update with the stored user (found=false and a zero User if

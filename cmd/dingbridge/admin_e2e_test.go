@@ -84,6 +84,10 @@ func TestDisabledUserLosesRefreshAndSeesTheDisabledPage(t *testing.T) {
 	if code, _, stderr := e.cli(t, "users", "enable", e.user.UnionID); code != 0 {
 		t.Fatalf("users enable: exit %d\n%s", code, stderr)
 	}
+	// Disabling revoked; enabling does not bring the old tokens back.
+	if _, err := refresh(party, tokens.RefreshToken); oauthError(err) != "invalid_grant" {
+		t.Errorf("refresh token from before the disable, after enable: %v, want invalid_grant", err)
+	}
 	e.logIn(t, party)
 }
 

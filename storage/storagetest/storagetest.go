@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Storage) {
 		{"AuthCode", authCodeTests()},
 		{"UpstreamState", upstreamStateTests()},
 		{"Session", sessionTests()},
+		{"Revoke", revokeTests()},
 		{"Tokens", tokenTests()},
 		{"User", userTests()},
 		{"KeySet", keySetTests()},

@@ -1,0 +1,103 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"go.etcd.io/bbolt"
+)
+
+// RevokeSubject and RevokeClient are admin operations, rare and not on a login's
+// path, so they scan the buckets rather than keep another index: one write
+// transaction, every record's JSON decoded once.
+
+// owner is the part of a record these scans look at.
+type owner struct {
+	Subject  string `json:"subject"`
+	ClientID string `json:"clientID"`
+}
+
+// RevokeSubject deletes the person's access tokens, refresh tokens and sessions.
+func (s *Storage) RevokeSubject(ctx context.Context, subject string) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		match := func(o owner) bool { return o.Subject == subject }
+		if err := deleteTokensWhere(tx, bucketAccessTokens, kindAccess, match); err != nil {
+			return err
+		}
+		if err := deleteTokensWhere(tx, bucketRefreshTokens, kindRefresh, match); err != nil {
+			return err
+		}
+		return deleteWhere(tx, bucketSessions, match)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: revoke subject: %w", err)
+	}
+	return nil
+}
+
+// RevokeClient deletes the client's pending auth requests, codes and tokens.
+func (s *Storage) RevokeClient(ctx context.Context, clientID string) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		match := func(o owner) bool { return o.ClientID == clientID }
+		if err := deleteTokensWhere(tx, bucketAccessTokens, kindAccess, match); err != nil {
+			return err
+		}
+		if err := deleteTokensWhere(tx, bucketRefreshTokens, kindRefresh, match); err != nil {
+			return err
+		}
+		if err := deleteWhere(tx, bucketCodes, match); err != nil {
+			return err
+		}
+		return deleteWhere(tx, bucketAuthRequests, match)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: revoke client: %w", err)
+	}
+	return nil
+}
+
+// matching returns the keys of the bucket's records that match, collected before
+// anything is deleted: deleting under a moving cursor can skip keys.
+func matching(b *bbolt.Bucket, match func(owner) bool) ([][]byte, error) {
+	var keys [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		var o owner
+		if err := json.Unmarshal(v, &o); err != nil {
+			return fmt.Errorf("decode %s: %w", k, err)
+		}
+		if match(o) {
+			keys = append(keys, bytes.Clone(k))
+		}
+		return nil
+	})
+	return keys, err
+}
+
+func deleteWhere(tx *bbolt.Tx, bucket string, match func(owner) bool) error {
+	b := tx.Bucket([]byte(bucket))
+	keys, err := matching(b, match)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func deleteTokensWhere(tx *bbolt.Tx, bucket string, kind byte, match func(owner) bool) error {
+	keys, err := matching(tx.Bucket([]byte(bucket)), match)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := deleteToken(tx, bucket, kind, string(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
