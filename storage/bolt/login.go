@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -17,81 +16,22 @@ import (
 // Error messages name no auth request, code or state: their IDs are, or lead to,
 // secrets, and errors end up in logs.
 
-// CreateAuthRequest stores a, or fails with storage.ErrAlreadyExists.
 func (s *Storage) CreateAuthRequest(ctx context.Context, a storage.AuthRequest) error {
-	var answer error
-	err := s.batch(ctx, func(tx *bbolt.Tx) error {
-		answer = nil
-		b := tx.Bucket([]byte(bucketAuthRequests))
-		if has(b, a.ID) {
-			answer = storage.ErrAlreadyExists
-			return nil
-		}
-		return put(b, a.ID, utcAuthRequest(a))
-	})
-	return wrap("create auth request", err, answer)
+	return authRequests.create(ctx, s, a)
 }
 
-// GetAuthRequest returns the request, or storage.ErrNotFound if it is absent or expired.
 func (s *Storage) GetAuthRequest(ctx context.Context, id string) (storage.AuthRequest, error) {
-	now := time.Now()
-	var a storage.AuthRequest
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		ok, err := get(tx.Bucket([]byte(bucketAuthRequests)), id, &a)
-		if err == nil && (!ok || expired(a.Expiry, now)) {
-			err = storage.ErrNotFound
-		}
-		return err
-	})
-	if err != nil {
-		return storage.AuthRequest{}, fmt.Errorf("bolt: get auth request: %w", err)
-	}
-	return a, nil
+	return authRequests.get(ctx, s, id)
 }
 
-// UpdateAuthRequest replaces the request with what update returns. An expired
-// request is storage.ErrNotFound here too: a login must not complete after it.
-// update may be called more than once (see batch) and may not change the ID.
+// UpdateAuthRequest: an expired request is storage.ErrNotFound here too, so a
+// login cannot complete after it.
 func (s *Storage) UpdateAuthRequest(ctx context.Context, id string, update func(storage.AuthRequest) (storage.AuthRequest, error)) error {
-	now := time.Now()
-	var answer error
-	err := s.batch(ctx, func(tx *bbolt.Tx) error {
-		answer = nil
-		b := tx.Bucket([]byte(bucketAuthRequests))
-		var a storage.AuthRequest
-		ok, err := get(b, id, &a)
-		if err != nil {
-			return err
-		}
-		if !ok || expired(a.Expiry, now) {
-			answer = storage.ErrNotFound
-			return nil
-		}
-		if a, answer = update(a); answer != nil {
-			return nil
-		}
-		if a.ID != id {
-			answer = errors.New("update changed the ID")
-			return nil
-		}
-		return put(b, id, utcAuthRequest(a))
-	})
-	return wrap("update auth request", err, answer)
+	return authRequests.update(ctx, s, id, update)
 }
 
-// DeleteAuthRequest removes the request, or fails with storage.ErrNotFound.
 func (s *Storage) DeleteAuthRequest(ctx context.Context, id string) error {
-	var answer error
-	err := s.batch(ctx, func(tx *bbolt.Tx) error {
-		answer = nil
-		b := tx.Bucket([]byte(bucketAuthRequests))
-		if !has(b, id) {
-			answer = storage.ErrNotFound
-			return nil
-		}
-		return b.Delete([]byte(id))
-	})
-	return wrap("delete auth request", err, answer)
+	return authRequests.delete(ctx, s, id)
 }
 
 // CreateAuthCode stores c, or fails with storage.ErrAlreadyExists.
