@@ -101,7 +101,8 @@ type Claims struct {
 	// EmailVerified is what "email_verified" says. Default false: dingbridge cannot
 	// know whether DingTalk checked the address.
 	EmailVerified bool `yaml:"emailVerified"`
-	// Groups is what "groups" holds: department "names" (default), "ids" or "paths".
+	// Groups will say what "groups" holds (department names, ids or paths); no
+	// groups claim is issued yet, so any value is refused.
 	Groups string `yaml:"groups"`
 }
 

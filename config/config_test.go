@@ -93,7 +93,7 @@ func TestMinimalConfigGetsAllDefaults(t *testing.T) {
 			},
 			Timeout: Duration(10 * time.Second),
 		}},
-		Claims: Claims{Subject: "unionid", EmailVerified: false, Groups: "names"},
+		Claims: Claims{Subject: "unionid", EmailVerified: false},
 		Expiry: Expiry{
 			IDToken:              Duration(time.Hour),
 			AccessToken:          Duration(time.Hour),
@@ -130,7 +130,7 @@ connectors:
     scope: openid corpid
     endpoints: {login: "http://127.0.0.1:9000/", api: "http://127.0.0.1:9000/api", oapi: "http://127.0.0.1:9000/oapi/"}
     timeout: 3s
-claims: {subject: userid, emailVerified: true, groups: ids}
+claims: {subject: userid, emailVerified: true}
 staticClients:
   - id: app
     secret: s
@@ -153,7 +153,7 @@ logging: {level: debug, format: json}
 	if k.Endpoints != wantEndpoints {
 		t.Errorf("Endpoints = %+v, want %+v (trailing slashes stripped)", k.Endpoints, wantEndpoints)
 	}
-	if c.Claims != (Claims{Subject: "userid", EmailVerified: true, Groups: "ids"}) {
+	if c.Claims != (Claims{Subject: "userid", EmailVerified: true}) {
 		t.Errorf("Claims = %+v", c.Claims)
 	}
 	if s := c.StaticClients[0]; s.Name != "app" || s.Secret != "s" || s.Public {
@@ -403,7 +403,7 @@ func TestValidation(t *testing.T) {
 		{"connector timeout too long", withConnector("    timeout: 61s\n"), "connectors[0].timeout 1m1s is too long: at most 1m0s"},
 		// claims
 		{"subject", minimal + "claims: {subject: email}\n", `claims.subject "email" is unknown: use unionid (the default), openid or userid`},
-		{"groups", minimal + "claims: {groups: roles}\n", `claims.groups "roles" is unknown: use names (the default), ids or paths`},
+		{"groups are refused until they are issued", minimal + "claims: {groups: names}\n", `claims.groups is not available in this version yet`},
 		// static clients
 		{"client id missing", minimal + "staticClients: [{secret: s, redirectURIs: [https://a.example.com/cb]}]\n",
 			"staticClients[0].id is empty: set it to the client_id the app sends"},

@@ -19,24 +19,22 @@ var pageTemplate = template.Must(template.ParseFS(templateFS, "templates/page.ht
 type page string
 
 const (
-	pageUnknownClient      page = "unknown_client"
-	pageRedirectURI        page = "redirect_uri"
-	pageBadRequest         page = "bad_request"
-	pageLoginExpired       page = "login_expired"
-	pageStateInvalid       page = "state_invalid"
-	pageUpstreamDown       page = "upstream_unavailable"
-	pageUpstreamError      page = "upstream_error"
-	pageUpstreamExpired    page = "upstream_expired"
-	pageUpstreamDenied     page = "upstream_denied"
-	pageUserDisabled       page = "user_disabled"
-	pageChooseConnector    page = "choose_connector"
-	pageLoggedOut          page = "logged_out"
-	pageLogoutRefused      page = "logout_refused"
-	pageServerError        page = "server_error"
-	pageNotFound           page = "not_found"
-	actionRetry            page = "action_retry"
-	actionBackToClient     page = "action_back"
-	actionBackToClientDeny page = "action_back_deny"
+	pageUnknownClient   page = "unknown_client"
+	pageRedirectURI     page = "redirect_uri"
+	pageBadRequest      page = "bad_request"
+	pageLoginExpired    page = "login_expired"
+	pageStateInvalid    page = "state_invalid"
+	pageUpstreamDown    page = "upstream_unavailable"
+	pageUpstreamError   page = "upstream_error"
+	pageUpstreamExpired page = "upstream_expired"
+	pageUserDisabled    page = "user_disabled"
+	pageChooseConnector page = "choose_connector"
+	pageLoggedOut       page = "logged_out"
+	pageLogoutRefused   page = "logout_refused"
+	pageServerError     page = "server_error"
+	pageNotFound        page = "not_found"
+	actionRetry         page = "action_retry"
+	actionBackToClient  page = "action_back"
 )
 
 type message struct{ Title, Body, Hint string }
@@ -60,7 +58,6 @@ var messages = map[string]map[page]message{
 			"Try again. If it keeps failing, tell your administrator the details below."},
 		pageUpstreamExpired: {"The DingTalk login expired", "DingTalk no longer accepts this login (it was used or took too long).",
 			"Log in with DingTalk again."},
-		pageUpstreamDenied: {"Login refused", "DingTalk did not allow this login.", ""},
 		pageUserDisabled: {"Account disabled", "Your account has been disabled on this login service.",
 			"Contact your administrator if you think this is a mistake."},
 		pageChooseConnector: {"Log in", "Choose how to log in.", ""},
@@ -69,10 +66,9 @@ var messages = map[string]map[page]message{
 			"Ask the application's administrator to register the exact post-logout redirect URI."},
 		pageServerError: {"Something went wrong", "The login service could not complete your request.",
 			"Try again later. If it keeps failing, tell your administrator."},
-		pageNotFound:           {"Page not found", "", ""},
-		actionRetry:            {Title: "Try again"},
-		actionBackToClient:     {Title: "Back to the application"},
-		actionBackToClientDeny: {Title: "Back to the application"},
+		pageNotFound:       {"Page not found", "", ""},
+		actionRetry:        {Title: "Try again"},
+		actionBackToClient: {Title: "Back to the application"},
 	},
 	"zh": {
 		pageUnknownClient: {"未知的应用", "跳转到此处的应用没有在本登录服务中注册。",
@@ -83,18 +79,16 @@ var messages = map[string]map[page]message{
 		pageLoginExpired: {"登录已过期", "登录用时过长，或已经完成。", "请返回应用重新登录。"},
 		pageStateInvalid: {"无法验证此次登录", "钉钉返回的结果与本浏览器发起的登录不匹配，或已被使用过。为保护您的账号，已拒绝。",
 			"请返回应用，在同一个浏览器中重新登录。"},
-		pageUpstreamDown:       {"钉钉暂时无法响应", "钉钉没有及时响应，或当前繁忙。", "请稍候再试。"},
-		pageUpstreamError:      {"钉钉登录失败", "钉钉在确认您的身份时返回了错误。", "请重试。如果一直失败，请将下方信息告诉管理员。"},
-		pageUpstreamExpired:    {"钉钉登录已失效", "钉钉不再接受此次登录（已被使用或超时）。", "请重新使用钉钉登录。"},
-		pageUpstreamDenied:     {"登录被拒绝", "钉钉没有允许此次登录。", ""},
-		pageUserDisabled:       {"账号已停用", "您的账号已在本登录服务中停用。", "如有疑问，请联系管理员。"},
-		pageChooseConnector:    {"登录", "请选择登录方式。", ""},
-		pageLoggedOut:          {"您已退出登录", "现在可以关闭此窗口。", ""},
-		pageServerError:        {"出错了", "登录服务暂时无法完成您的请求。", "请稍后再试。如果一直失败，请联系管理员。"},
-		pageNotFound:           {"页面不存在", "", ""},
-		actionRetry:            {Title: "重试"},
-		actionBackToClient:     {Title: "返回应用"},
-		actionBackToClientDeny: {Title: "返回应用"},
+		pageUpstreamDown:    {"钉钉暂时无法响应", "钉钉没有及时响应，或当前繁忙。", "请稍候再试。"},
+		pageUpstreamError:   {"钉钉登录失败", "钉钉在确认您的身份时返回了错误。", "请重试。如果一直失败，请将下方信息告诉管理员。"},
+		pageUpstreamExpired: {"钉钉登录已失效", "钉钉不再接受此次登录（已被使用或超时）。", "请重新使用钉钉登录。"},
+		pageUserDisabled:    {"账号已停用", "您的账号已在本登录服务中停用。", "如有疑问，请联系管理员。"},
+		pageChooseConnector: {"登录", "请选择登录方式。", ""},
+		pageLoggedOut:       {"您已退出登录", "现在可以关闭此窗口。", ""},
+		pageServerError:     {"出错了", "登录服务暂时无法完成您的请求。", "请稍后再试。如果一直失败，请联系管理员。"},
+		pageNotFound:        {"页面不存在", "", ""},
+		actionRetry:         {Title: "重试"},
+		actionBackToClient:  {Title: "返回应用"},
 	},
 }
 
