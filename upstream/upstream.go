@@ -8,7 +8,9 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Connector is one upstream login (for dingbridge: one DingTalk app in one mode).
@@ -32,7 +34,84 @@ type Identity struct {
 	Email     string
 	// Phone in E.164 (+8613800138000), built from DingTalk's mobile and stateCode.
 	Phone string
+
+	// From the organisation's directory, when the connector reads one (corp apps).
+	Title     string
+	JobNumber string
+	OrgEmail  string
+	// Groups are the person's departments, as the connector is configured to name
+	// them (names, ids or paths). Nil when the connector reads no directory.
+	Groups []string
+	// Method says how the person logged in, for the amr claim: MethodOAuth2 (a
+	// DingTalk login page, QR or password), MethodSNS or MethodInApp.
+	Method string
 }
+
+// Login methods reported in Identity.Method.
+const (
+	MethodOAuth2 = "dingtalk"       // login.dingtalk.com
+	MethodSNS    = "dingtalk-sns"   // legacy scan login
+	MethodInApp  = "dingtalk-inapp" // inside the DingTalk client, no login page
+)
+
+// InAppConnector is a Connector that can also log a person in from inside the
+// upstream's own client without a login page (DingTalk's 免登): a page at the
+// server asks the client's JavaScript API for a one-time code and posts it back.
+type InAppConnector interface {
+	Connector
+	// InAppLogin reports whether r comes from inside the upstream's client and the
+	// connector can log people in there, and if so what the page needs.
+	InAppLogin(r *http.Request) (InAppLogin, bool)
+	// HandleInAppCode turns the code the client's JavaScript API gave into an Identity.
+	HandleInAppCode(ctx context.Context, code string) (Identity, error)
+}
+
+// InAppLogin is what the in-app page needs to ask the client for a code.
+type InAppLogin struct {
+	CorpID   string // the organisation the app belongs to
+	ClientID string // the app's client id (newer JSAPI form needs it)
+	// ScriptURL is the client's JavaScript API to load on the page.
+	ScriptURL string
+}
+
+// PolicyError is a person whom the upstream knows but the connector's access
+// policy refuses. It wraps ErrNotAllowed; the fields are for the person's page.
+type PolicyError struct {
+	Reason PolicyReason
+	// CorpID is the organisation the person logged in with, "" if none.
+	CorpID string
+	// Allowed are the organisations that would be accepted.
+	Allowed []string
+}
+
+// PolicyReason says which rule refused a person.
+type PolicyReason string
+
+const (
+	// WrongOrganisation: the person chose, or belongs to, no allowed organisation.
+	WrongOrganisation PolicyReason = "wrong-organisation"
+	// NotMember: the organisation's directory does not list the person.
+	NotMember PolicyReason = "not-member"
+	// Inactive: the directory lists the person as not (or no longer) active.
+	Inactive PolicyReason = "inactive"
+)
+
+func (e *PolicyError) Error() string {
+	switch e.Reason {
+	case WrongOrganisation:
+		if e.CorpID == "" {
+			return fmt.Sprintf("no organisation chosen at login; allowed: %s", strings.Join(e.Allowed, ", "))
+		}
+		return fmt.Sprintf("organisation %s is not allowed; allowed: %s", e.CorpID, strings.Join(e.Allowed, ", "))
+	case NotMember:
+		return fmt.Sprintf("not a member of organisation %s", strings.Join(e.Allowed, ", "))
+	case Inactive:
+		return fmt.Sprintf("not active in organisation %s", strings.Join(e.Allowed, ", "))
+	}
+	return "refused by policy: " + string(e.Reason)
+}
+
+func (e *PolicyError) Unwrap() error { return ErrNotAllowed }
 
 // Errors a connector returns, wrapped with detail; the server maps each to a page
 // for the person and an OAuth error for the client, in one place.
@@ -44,4 +123,11 @@ var (
 	// ErrLoginExpired: the upstream no longer knows the code it gave (expired or used);
 	// the person should start the login again.
 	ErrLoginExpired = errors.New("upstream login expired")
+	// ErrMisconfigured: the upstream refused the connector itself (wrong app id or
+	// secret, a missing permission, this server's clock or IP address); the person
+	// cannot fix it, the operator can, and the wrapped error says how.
+	ErrMisconfigured = errors.New("upstream connector misconfigured")
+	// ErrNotAllowed: the upstream knows the person but the connector's access policy
+	// refuses them; errors.As finds a *PolicyError saying why.
+	ErrNotAllowed = errors.New("refused by access policy")
 )
