@@ -68,8 +68,8 @@ type Storage interface {
 	// RevokeSubject deletes every access token, refresh token and session of a
 	// person (disabling them must not be undone by enabling them again).
 	RevokeSubject(ctx context.Context, subject string) error
-	// RevokeClient deletes every auth request, code, access and refresh token of a
-	// client (a client registered later under the same ID starts with nothing).
+	// RevokeClient deletes every auth request, code, access and refresh token,
+	// device authorization and consent of a client (a client registered later under the same ID starts with nothing).
 	RevokeClient(ctx context.Context, clientID string) error
 
 	// Users, one per upstream identity, keyed by subject.
@@ -89,6 +89,20 @@ type Storage interface {
 	// (deleted and returned, once) when DingTalk sends them back.
 	CreateUpstreamState(ctx context.Context, s UpstreamState) error
 	ConsumeUpstreamState(ctx context.Context, id string) (UpstreamState, error)
+
+	// Device authorizations (RFC 8628), keyed by a hash of the device code; the
+	// person finds theirs by user code. Create fails with ErrAlreadyExists when the
+	// ID or the user code is taken by a stored record, so the caller draws again.
+	CreateDeviceAuthorization(ctx context.Context, d DeviceAuthorization) error
+	GetDeviceAuthorizationByUserCode(ctx context.Context, userCode string) (DeviceAuthorization, error)
+	// UpdateDeviceAuthorization applies update atomically and returns what was
+	// stored. An error from update stores nothing and is returned wrapped.
+	UpdateDeviceAuthorization(ctx context.Context, id string, update func(DeviceAuthorization) (DeviceAuthorization, error)) (DeviceAuthorization, error)
+
+	// Consents: the scopes a person allowed a client, one record per person and
+	// client. RevokeClient deletes a client's consents too.
+	GetConsent(ctx context.Context, subject, clientID string) (Consent, error)
+	PutConsent(ctx context.Context, c Consent) error
 
 	// Keys: the whole set is read and replaced atomically, so two processes
 	// rotating at once cannot both win.
@@ -248,6 +262,50 @@ type UpstreamState struct {
 	Expiry         time.Time `json:"expiry"`
 }
 
+// DeviceAuthorization is one device flow (RFC 8628), from the device's request
+// until its tokens are issued. ID is a hash of the device code.
+type DeviceAuthorization struct {
+	ID       string   `json:"id"`
+	UserCode string   `json:"userCode"` // normalised: upper case, no dashes
+	ClientID string   `json:"clientID"`
+	Scopes   []string `json:"scopes"`
+	// State: DevicePending until the person decides, then DeviceApproved or
+	// DeviceDenied; DeviceSpent once tokens were issued.
+	State     string    `json:"state"`
+	CreatedAt time.Time `json:"createdAt"`
+	// CodeExpiry ends the flow; the record itself lives until Expiry (later), so a
+	// device polling late is told expired_token rather than "unknown".
+	CodeExpiry time.Time `json:"codeExpiry"`
+	Expiry     time.Time `json:"expiry"`
+	// Polling: when the device last asked, and how often it may (slow_down raises it).
+	LastPoll     time.Time     `json:"lastPoll,omitzero"`
+	PollInterval time.Duration `json:"pollInterval"`
+
+	// Set when the person approved.
+	Subject     string    `json:"subject,omitempty"`
+	AuthTime    time.Time `json:"authTime,omitzero"`
+	AMR         []string  `json:"amr,omitempty"`
+	ConnectorID string    `json:"connectorID,omitempty"`
+	SessionID   string    `json:"sessionID,omitempty"`
+}
+
+// States of a DeviceAuthorization.
+const (
+	DevicePending  = "pending"
+	DeviceApproved = "approved"
+	DeviceDenied   = "denied"
+	DeviceSpent    = "spent"
+)
+
+// Consent is what a person allowed a client to receive, remembered so they are
+// asked once.
+type Consent struct {
+	Subject   string    `json:"subject"`
+	ClientID  string    `json:"clientID"`
+	Scopes    []string  `json:"scopes"`
+	GrantedAt time.Time `json:"grantedAt"`
+}
+
 // KeySet is the provider's key material.
 type KeySet struct {
 	// SigningKeys, any order; package keys decides which one signs.
@@ -280,6 +338,7 @@ type GCResult struct {
 	RefreshTokens  int
 	UpstreamStates int
 	Sessions       int
+	Devices        int
 }
 
 // IsZero reports whether nothing was removed.

@@ -44,7 +44,11 @@ const (
 	bucketSessions       = "sessions"
 	bucketMeta           = "meta"
 	// bucketGrants indexes tokens by grant so RevokeGrant need not scan; see grantKey.
-	bucketGrants = "grants"
+	bucketGrants  = "grants"
+	bucketDevices = "device_authorizations"
+	// bucketUserCodes indexes device authorizations by user code.
+	bucketUserCodes = "device_user_codes"
+	bucketConsents  = "consents"
 
 	metaSchemaKey = "schema"
 )
@@ -53,7 +57,8 @@ func bucketNames() []string {
 	return []string{
 		bucketClients, bucketAuthRequests, bucketCodes, bucketAccessTokens,
 		bucketRefreshTokens, bucketUsers, bucketKeys, bucketUpstreamStates,
-		bucketMeta, bucketGrants, bucketSessions,
+		bucketMeta, bucketGrants, bucketSessions, bucketDevices, bucketUserCodes,
+		bucketConsents,
 	}
 }
 

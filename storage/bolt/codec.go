@@ -44,8 +44,9 @@ func expired(expiry, now time.Time) bool {
 // expiring is the part of every short-lived record the garbage collector needs.
 // Decoding into it skips allocating the rest.
 type expiring struct {
-	GrantID string    `json:"grantID"`
-	Expiry  time.Time `json:"expiry"`
+	GrantID  string    `json:"grantID"`
+	UserCode string    `json:"userCode"` // device authorizations: their index entry goes too
+	Expiry   time.Time `json:"expiry"`
 }
 
 // utc stores times in one location so the file reads the same whoever wrote it.
@@ -104,6 +105,12 @@ func utcKeySet(ks storage.KeySet) storage.KeySet {
 		ks.SigningKeys = keys
 	}
 	return ks
+}
+
+func utcDevice(d storage.DeviceAuthorization) storage.DeviceAuthorization {
+	d.CreatedAt, d.CodeExpiry, d.Expiry = utc(d.CreatedAt), utc(d.CodeExpiry), utc(d.Expiry)
+	d.LastPoll, d.AuthTime = utc(d.LastPoll), utc(d.AuthTime)
+	return d
 }
 
 func utcSession(s storage.Session) storage.Session {

@@ -37,6 +37,7 @@ func (s *Storage) GarbageCollect(ctx context.Context, now time.Time) (storage.GC
 		{bucketRefreshTokens, kindRefresh, &r.RefreshTokens},
 		{bucketUpstreamStates, 0, &r.UpstreamStates},
 		{bucketSessions, 0, &r.Sessions},
+		{bucketDevices, 0, &r.Devices},
 	}
 	for _, st := range steps {
 		n, err := s.collect(ctx, st.bucket, st.kind, now)
@@ -121,6 +122,11 @@ func (s *Storage) deleteExpired(bucket string, kind byte, keys [][]byte, now tim
 			}
 			if kind != 0 {
 				if err := gb.Delete(grantKey(rec.GrantID, kind, string(k))); err != nil {
+					return err
+				}
+			}
+			if bucket == bucketDevices {
+				if err := deleteUserCode(tx, rec.UserCode, string(k)); err != nil {
 					return err
 				}
 			}

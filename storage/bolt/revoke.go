@@ -50,6 +50,12 @@ func (s *Storage) RevokeClient(ctx context.Context, clientID string) error {
 		if err := deleteWhere(tx, bucketCodes, match); err != nil {
 			return err
 		}
+		if err := deleteWhere(tx, bucketConsents, match); err != nil {
+			return err
+		}
+		if err := deleteDevicesWhere(tx, match); err != nil {
+			return err
+		}
 		return deleteWhere(tx, bucketAuthRequests, match)
 	})
 	if err != nil {

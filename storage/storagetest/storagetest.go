@@ -58,6 +58,8 @@ func Run(t *testing.T, open func(t *testing.T) storage.Storage) {
 		{"AuthCode", authCodeTests()},
 		{"UpstreamState", upstreamStateTests()},
 		{"Session", sessionTests()},
+		{"Device", deviceTests()},
+		{"Consent", consentTests()},
 		{"Revoke", revokeTests()},
 		{"Tokens", tokenTests()},
 		{"User", userTests()},
