@@ -58,8 +58,15 @@ type ClientSpec struct {
 	Public                 bool     `json:"public,omitempty"`
 	RedirectURIs           []string `json:"redirectURIs"`
 	PostLogoutRedirectURIs []string `json:"postLogoutRedirectURIs,omitempty"`
-	// GrantTypes: authorization_code (required) and refresh_token; empty means both.
+	// GrantTypes: authorization_code, refresh_token and device_code (RFC 8628);
+	// empty means authorization_code and refresh_token.
 	GrantTypes []string `json:"grantTypes,omitempty"`
+	// RequirePKCE makes a confidential client use PKCE too (public ones always must).
+	RequirePKCE bool `json:"requirePKCE,omitempty"`
+	// RequireConsent asks each person once which scopes the client may have.
+	RequireConsent bool `json:"requireConsent,omitempty"`
+	// BackchannelLogoutURI receives a signed logout token when a session ends.
+	BackchannelLogoutURI string `json:"backchannelLogoutURI,omitempty"`
 	// Scopes the client may ask for beyond the standard ones.
 	Scopes []string `json:"scopes,omitempty"`
 	// Lifetimes; zero means the configured default.
@@ -97,6 +104,9 @@ type Client struct {
 	PostLogoutRedirectURIs []string `json:"postLogoutRedirectURIs,omitempty"`
 	GrantTypes             []string `json:"grantTypes,omitempty"`
 	Scopes                 []string `json:"scopes,omitempty"`
+	RequirePKCE            bool     `json:"requirePKCE,omitempty"`
+	RequireConsent         bool     `json:"requireConsent,omitempty"`
+	BackchannelLogoutURI   string   `json:"backchannelLogoutURI,omitempty"`
 	// Lifetimes are omitted when the configured default applies.
 	IDTokenLifetime     Duration  `json:"idTokenLifetime,omitzero"`
 	AccessTokenLifetime Duration  `json:"accessTokenLifetime,omitzero"`

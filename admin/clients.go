@@ -21,7 +21,8 @@ func (s *Service) AddClient(ctx context.Context, spec ClientSpec) (ClientWithSec
 	if spec.ID == "" {
 		spec.ID = strings.ToLower(rand.Text())
 	}
-	if err := s.checkSpec(spec); err != nil {
+	grants, err := s.checkSpec(spec)
+	if err != nil {
 		return ClientWithSecret{}, err
 	}
 	if _, ok := s.static[spec.ID]; ok {
@@ -32,10 +33,12 @@ func (s *Service) AddClient(ctx context.Context, spec ClientSpec) (ClientWithSec
 		ID: spec.ID, Name: spec.Name, Public: spec.Public,
 		RedirectURIs:           slices.Clone(spec.RedirectURIs),
 		PostLogoutRedirectURIs: slices.Clone(spec.PostLogoutRedirectURIs),
-		GrantTypes:             slices.Clone(spec.GrantTypes), Scopes: slices.Clone(spec.Scopes),
-		IDTokenLifetime:     time.Duration(spec.IDTokenLifetime),
-		AccessTokenLifetime: time.Duration(spec.AccessTokenLifetime),
-		CreatedAt:           now, UpdatedAt: now,
+		GrantTypes:             grants, Scopes: slices.Clone(spec.Scopes),
+		RequirePKCE: spec.RequirePKCE, RequireConsent: spec.RequireConsent,
+		BackchannelLogoutURI: spec.BackchannelLogoutURI,
+		IDTokenLifetime:      time.Duration(spec.IDTokenLifetime),
+		AccessTokenLifetime:  time.Duration(spec.AccessTokenLifetime),
+		CreatedAt:            now, UpdatedAt: now,
 	}
 	var secret string
 	if !spec.Public {
@@ -44,7 +47,7 @@ func (s *Service) AddClient(ctx context.Context, spec ClientSpec) (ClientWithSec
 			return ClientWithSecret{}, err
 		}
 	}
-	err := s.cfg.Storage.CreateClient(ctx, c)
+	err = s.cfg.Storage.CreateClient(ctx, c)
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return ClientWithSecret{}, refuse(ErrConflict, "client %q already exists: pick another --id, or change it with `client update`", spec.ID)
 	}
@@ -54,29 +57,36 @@ func (s *Service) AddClient(ctx context.Context, spec ClientSpec) (ClientWithSec
 	return ClientWithSecret{Client: viewClient(c), Secret: secret}, nil
 }
 
-func (s *Service) checkSpec(spec ClientSpec) error {
+// checkSpec refuses what would not work and returns the normalised grant types.
+func (s *Service) checkSpec(spec ClientSpec) ([]string, error) {
 	if err := checkClientID(spec.ID); err != nil {
-		return err
+		return nil, err
 	}
 	if strings.TrimSpace(spec.Name) == "" {
-		return refuse(ErrInvalid, "the client needs a name (--name): people see it when they log in")
+		return nil, refuse(ErrInvalid, "the client needs a name (--name): people see it when they log in")
 	}
-	if len(spec.RedirectURIs) == 0 {
-		return refuse(ErrInvalid, "the client needs at least one redirect URI (--redirect-uri)")
+	grants, err := parseGrantTypes(spec.GrantTypes)
+	if err != nil {
+		return nil, err
+	}
+	if len(spec.RedirectURIs) == 0 && redirectsBrowsers(grants) {
+		return nil, refuse(ErrInvalid, "the client needs at least one redirect URI (--redirect-uri), or only the device_code grant (--grant-types device_code)")
 	}
 	if err := checkURIs(spec.RedirectURIs, spec.PostLogoutRedirectURIs, spec.Public); err != nil {
-		return err
+		return nil, err
 	}
-	if err := checkGrantTypes(spec.GrantTypes); err != nil {
-		return err
+	if spec.BackchannelLogoutURI != "" {
+		if err := checkURIs([]string{spec.BackchannelLogoutURI}, nil, false); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkScopes(spec.Scopes); err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkLifetime("id-token-lifetime", spec.IDTokenLifetime, s.cfg.MaxTokenLifetime); err != nil {
-		return err
+		return nil, err
 	}
-	return checkLifetime("access-token-lifetime", spec.AccessTokenLifetime, s.cfg.MaxTokenLifetime)
+	return grants, checkLifetime("access-token-lifetime", spec.AccessTokenLifetime, s.cfg.MaxTokenLifetime)
 }
 
 func checkURIs(redirect, postLogout []string, public bool) error {
@@ -157,6 +167,7 @@ func viewClient(c storage.Client) Client {
 		ID: c.ID, Name: c.Name, Public: c.Public,
 		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, Scopes: c.Scopes,
+		RequirePKCE: c.RequirePKCE, RequireConsent: c.RequireConsent, BackchannelLogoutURI: c.BackchannelLogoutURI,
 		IDTokenLifetime: Duration(c.IDTokenLifetime), AccessTokenLifetime: Duration(c.AccessTokenLifetime),
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
@@ -170,5 +181,7 @@ func viewStatic(c op.StaticClient) Client {
 	return Client{
 		ID: c.ID, Name: name, Static: true, Public: c.Public,
 		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		GrantTypes: c.GrantTypes, RequirePKCE: c.RequirePKCE, RequireConsent: c.RequireConsent,
+		BackchannelLogoutURI: c.BackchannelLogoutURI,
 	}
 }

@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"github.com/dingbridge/dingbridge/op"
+
 	"net"
 	"net/url"
 	"regexp"
@@ -69,19 +71,29 @@ func checkClientID(id string) error {
 	return nil
 }
 
-// supportedGrantTypes are the grants the provider serves to registered clients.
-var supportedGrantTypes = []string{"authorization_code", "refresh_token"}
-
-func checkGrantTypes(types []string) error {
-	for _, t := range types {
-		if !slices.Contains(supportedGrantTypes, t) {
-			return refuse(ErrInvalid, "grant type %q is not supported: use authorization_code and refresh_token", t)
+// parseGrantTypes checks and normalises the grants a client is given (device_code
+// becomes the device grant's URN).
+func parseGrantTypes(names []string) ([]string, error) {
+	var types []string
+	for _, n := range names {
+		t, err := op.ParseGrantType(n)
+		if err != nil {
+			return nil, refuse(ErrInvalid, "%v", err)
+		}
+		if !slices.Contains(types, t) {
+			types = append(types, t)
 		}
 	}
-	if len(types) > 0 && !slices.Contains(types, "authorization_code") {
-		return refuse(ErrInvalid, "grant types %v lack authorization_code: without it the client can never log anyone in", types)
+	if len(types) > 0 && !slices.Contains(types, "authorization_code") && !slices.Contains(types, op.GrantTypeDeviceCode) {
+		return nil, refuse(ErrInvalid, "grant types %v lack authorization_code and device_code: without one the client can never log anyone in", names)
 	}
-	return nil
+	return types, nil
+}
+
+// redirectsBrowsers reports whether a client with these grants sends people
+// back to itself, and so needs a redirect URI: only a device-flow-only client does not.
+func redirectsBrowsers(types []string) bool {
+	return len(types) == 0 || slices.Contains(types, "authorization_code")
 }
 
 func checkScopes(scopes []string) error {

@@ -211,6 +211,8 @@ func TestClientRefusals(t *testing.T) {
 			{"bad id", second(f.api.AddClient(ctx, admin.ClientSpec{ID: "a b", Name: "G", RedirectURIs: web.RedirectURIs})), admin.ErrInvalid, "not allowed"},
 			{"no name", second(f.api.AddClient(ctx, admin.ClientSpec{RedirectURIs: web.RedirectURIs})), admin.ErrInvalid, "--name"},
 			{"no redirect URI", second(f.api.AddClient(ctx, admin.ClientSpec{Name: "G"})), admin.ErrInvalid, "--redirect-uri"},
+			{"device grant with a code grant needs a redirect URI", second(f.api.AddClient(ctx, admin.ClientSpec{Name: "G", GrantTypes: []string{"device_code", "authorization_code"}})), admin.ErrInvalid, "--redirect-uri"},
+			{"refresh alone logs nobody in", second(f.api.AddClient(ctx, admin.ClientSpec{Name: "G", RedirectURIs: web.RedirectURIs, GrantTypes: []string{"refresh_token"}})), admin.ErrInvalid, "lack authorization_code and device_code"},
 			{"unknown grant", second(f.api.AddClient(ctx, admin.ClientSpec{Name: "G", RedirectURIs: web.RedirectURIs, GrantTypes: []string{"password"}})), admin.ErrInvalid, "not supported"},
 			{"lifetime too long", second(f.api.AddClient(ctx, admin.ClientSpec{Name: "G", RedirectURIs: web.RedirectURIs, IDTokenLifetime: day})), admin.ErrInvalid, "out of range"},
 			{"update static", second(f.api.UpdateClient(ctx, "grafana", admin.ClientUpdate{Name: &name})), admin.ErrStaticClient, "staticClients"},
@@ -230,6 +232,29 @@ func TestClientRefusals(t *testing.T) {
 			if strings.Contains(fmtErr(c.err), "static-secret-never-shown") {
 				t.Errorf("%s: the error shows a secret", c.name)
 			}
+		}
+	})
+}
+
+// A CLI tool using only the device flow needs no redirect URI; device_code is
+// stored as the grant's URN, and the consent and PKCE switches are kept.
+func TestAddDeviceFlowClient(t *testing.T) {
+	eachAPI(t, func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		c, err := f.api.AddClient(ctx, admin.ClientSpec{
+			ID: "kubectl", Name: "kubectl", Public: true, GrantTypes: []string{"device_code", "refresh_token", "device_code"},
+			RequireConsent: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}
+		if !slices.Equal(c.GrantTypes, want) || !c.RequireConsent || c.Secret != "" {
+			t.Errorf("added %+v, want grant types %v and consent required", c.Client, want)
+		}
+		got, err := f.api.GetClient(ctx, "kubectl")
+		if err != nil || !slices.Equal(got.GrantTypes, want) || !got.RequireConsent {
+			t.Errorf("stored %+v, %v", got, err)
 		}
 	})
 }

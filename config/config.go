@@ -127,6 +127,10 @@ type StaticClient struct {
 	Public bool `yaml:"public"`
 	// RequirePKCE makes a confidential client use PKCE too; public clients always must.
 	RequirePKCE bool `yaml:"requirePKCE"`
+	// RequireConsent asks each person once which scopes the client may have.
+	RequireConsent bool `yaml:"requireConsent"`
+	// GrantTypes: authorization_code, refresh_token, device_code. Default: the first two.
+	GrantTypes []string `yaml:"grantTypes"`
 }
 
 // Expiry holds how long each kind of token and request lives.
@@ -145,6 +149,10 @@ type Expiry struct {
 	AuthRequest     Duration `yaml:"authRequest"`     // default 15m
 	AuthCode        Duration `yaml:"authCode"`        // default 60s, at most 10m
 	UpstreamState   Duration `yaml:"upstreamState"`   // default 10m
+	// DeviceCode is how long a device flow (RFC 8628) waits for its person.
+	DeviceCode Duration `yaml:"deviceCode"` // default 10m
+	// DevicePollInterval is how often a device may poll the token endpoint.
+	DevicePollInterval Duration `yaml:"devicePollInterval"` // default 5s
 }
 
 // Keys says how id_tokens are signed and how often the key changes.

@@ -211,7 +211,17 @@ func (l *loader) staticClient(c *StaticClient, key string, seen map[string]bool)
 		source{key: "secretFile", value: c.SecretFile, read: (*loader).readFile},
 	)
 
-	if len(c.RedirectURIs) == 0 {
+	deviceOnly := len(c.GrantTypes) > 0
+	for i, g := range c.GrantTypes {
+		switch g {
+		case "authorization_code":
+			deviceOnly = false
+		case "refresh_token", "device_code":
+		default:
+			l.add(fmt.Sprintf("%s.grantTypes[%d]", key, i), "%s.grantTypes[%d] %q is not supported: use authorization_code, refresh_token or device_code", key, i, g)
+		}
+	}
+	if len(c.RedirectURIs) == 0 && !deviceOnly {
 		l.add(key+".redirectURIs", "%s.redirectURIs is empty: list the URLs the app may be sent back to after login, e.g. [https://grafana.example.com/login/generic_oauth]", key)
 	}
 	for i, u := range c.RedirectURIs {
@@ -274,6 +284,8 @@ func (l *loader) expiry(e *Expiry) {
 		// A code is exchanged within seconds; RFC 6749 §4.1.2 recommends at most 10 minutes.
 		{"authCode", &e.AuthCode, time.Minute, maxAuthCode, "a code is exchanged within seconds"},
 		{"upstreamState", &e.UpstreamState, 10 * time.Minute, 0, ""},
+		{"deviceCode", &e.DeviceCode, 10 * time.Minute, 0, ""},
+		{"devicePollInterval", &e.DevicePollInterval, 5 * time.Second, time.Minute, "a device polls every few seconds"},
 	} {
 		key := "expiry." + d.name
 		if !l.given[key] {

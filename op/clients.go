@@ -33,6 +33,29 @@ type StaticClient struct {
 	Public               bool
 	// RequirePKCE makes a confidential client use PKCE too (public ones always must).
 	RequirePKCE bool
+	// RequireConsent asks each person once which scopes the client may have.
+	RequireConsent bool
+	// GrantTypes the client may use; empty: authorization_code and refresh_token.
+	// The device flow is GrantTypeDeviceCode.
+	GrantTypes []string
+}
+
+// GrantTypeDeviceCode is the device authorization grant (RFC 8628).
+const GrantTypeDeviceCode = string(oidc.GrantTypeDeviceCode)
+
+// GrantTypeNames are the grants a client may be given, as operators write them.
+var GrantTypeNames = []string{"authorization_code", "refresh_token", "device_code"}
+
+// ParseGrantType turns an operator's name for a grant (one of GrantTypeNames, or
+// the device grant's URN) into what the protocol calls it.
+func ParseGrantType(name string) (string, error) {
+	switch name {
+	case "authorization_code", "refresh_token":
+		return name, nil
+	case "device_code", GrantTypeDeviceCode:
+		return GrantTypeDeviceCode, nil
+	}
+	return "", fmt.Errorf("grant type %q is not supported: use authorization_code, refresh_token or device_code", name)
 }
 
 // client is what zitadel's op sees of a registered client.
@@ -158,6 +181,7 @@ func newClients(static []StaticClient, store storage.Storage, defaults Lifetimes
 			Client: storage.Client{
 				ID: s.ID, Name: s.Name, Public: s.Public, RequirePKCE: s.RequirePKCE, RedirectURIs: s.RedirectURIs,
 				PostLogoutRedirectURIs: s.PostLogoutRedirectURIs, BackchannelLogoutURI: s.BackchannelLogoutURI,
+				RequireConsent: s.RequireConsent, GrantTypes: s.GrantTypes,
 			},
 			static:          true,
 			staticSecret:    sha256.Sum256([]byte(s.Secret)),

@@ -3,6 +3,7 @@ package op_test
 import (
 	"context"
 	"crypto/rand"
+	"html"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -28,15 +30,17 @@ import (
 // The relying party the tests log in to. Its redirect URI is never contacted:
 // the browser stops when it is sent there and hands the code to the RP library.
 const (
-	rpClientID     = "grafana"
-	rpSecret       = "grafana-secret-0123456789abcdef"
-	rpRedirectURI  = "http://127.0.0.1:1/login/generic_oauth"
-	rpLoggedOut    = "http://127.0.0.1:1/logged-out"
-	publicClientID = "cli"
-	pkceClientID   = "argocd"
-	publicRedirect = "http://127.0.0.1:2/callback"
-	dtClientID     = "dingtestapp"
-	dtSecret       = "dingtalk-app-secret-42"
+	rpClientID      = "grafana"
+	rpSecret        = "grafana-secret-0123456789abcdef"
+	rpRedirectURI   = "http://127.0.0.1:1/login/generic_oauth"
+	rpLoggedOut     = "http://127.0.0.1:1/logged-out"
+	publicClientID  = "cli"
+	pkceClientID    = "argocd"
+	publicRedirect  = "http://127.0.0.1:2/callback"
+	deviceClientID  = "kubectl"
+	consentClientID = "partner"
+	dtClientID      = "dingtestapp"
+	dtSecret        = "dingtalk-app-secret-42"
 )
 
 // env is one provider with its own database and its own fake DingTalk.
@@ -146,6 +150,8 @@ func newEnv(t testing.TB, opts envOptions) *env {
 			{ID: rpClientID, Name: "Grafana", Secret: rpSecret, RedirectURIs: []string{rpRedirectURI}, PostLogoutRedirectURIs: []string{rpLoggedOut}, BackchannelLogoutURI: opts.backchannelLogoutURI},
 			{ID: publicClientID, Name: "CLI", Public: true, RedirectURIs: []string{publicRedirect}},
 			{ID: pkceClientID, Name: "Argo CD", Secret: rpSecret, RequirePKCE: true, RedirectURIs: []string{rpRedirectURI}},
+			{ID: deviceClientID, Name: "kubectl", Public: true, GrantTypes: []string{op.GrantTypeDeviceCode, "refresh_token"}},
+			{ID: consentClientID, Name: "Partner portal", Secret: rpSecret, RequireConsent: true, RedirectURIs: []string{rpRedirectURI}},
 		},
 		Lifetimes: opts.lifetimes,
 		RateLimit: opts.rateLimit,
@@ -284,6 +290,46 @@ func (b *browser) loginAt(authorizeURL string) url.Values {
 }
 
 func randomString() string { return rand.Text() }
+
+// submit posts a page's form as the browser would, following redirects like visit.
+func (b *browser) submit(action string, fields url.Values) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.client.PostForm(action, fields)
+	if err != nil {
+		b.t.Fatalf("POST %s: %v", action, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+var (
+	formActionRe  = regexp.MustCompile(`<form method="post" action="([^"]*)"`)
+	hiddenInputRe = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)">`)
+	textInputRe   = regexp.MustCompile(`<input type="text" id="[^"]*" name="([^"]*)" value="([^"]*)"`)
+)
+
+// pageForm reads the form of one of our pages: where it posts and its fields.
+func pageForm(t testing.TB, issuer, body string) (string, url.Values) {
+	t.Helper()
+	m := formActionRe.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("page has no form:\n%s", body)
+	}
+	fields := url.Values{}
+	for _, f := range hiddenInputRe.FindAllStringSubmatch(body, -1) {
+		fields.Set(html.UnescapeString(f[1]), html.UnescapeString(f[2]))
+	}
+	for _, f := range textInputRe.FindAllStringSubmatch(body, -1) {
+		fields.Set(html.UnescapeString(f[1]), html.UnescapeString(f[2]))
+	}
+	action := html.UnescapeString(m[1])
+	u, err := url.Parse(issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Scheme + "://" + u.Host + action, fields
+}
 
 func readAll(t *testing.T, resp *http.Response) string {
 	t.Helper()

@@ -157,12 +157,31 @@ func (p *Provider) callback(w http.ResponseWriter, r *http.Request) {
 	p.finish(w, r, a, sess)
 }
 
-// finish marks the auth request done for the session's person and hands it back
-// to zitadel, which issues the code.
+// finish ends the login step for the session's person: after consent where the
+// client wants it, the request completes.
 func (p *Provider) finish(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, sess storage.Session) {
+	ask, err := p.needsConsent(r.Context(), a, sess.Subject)
+	if err != nil {
+		p.serverError(w, r, "check consent", err)
+		return
+	}
+	if ask {
+		p.askConsent(w, r, a, sess)
+		return
+	}
+	p.complete(w, r, a, sess)
+}
+
+// complete marks the auth request done and hands it back to zitadel, which
+// issues the code; a device flow's request approves the device instead.
+func (p *Provider) complete(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, sess storage.Session) {
+	if a.DeviceID != "" {
+		p.completeDevice(w, r, a, sess)
+		return
+	}
 	err := p.store.UpdateAuthRequest(r.Context(), a.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
 		a.Done, a.Subject, a.AuthTime, a.AMR = true, sess.Subject, sess.AuthTime, sess.AMR
-		a.ConnectorID, a.SessionID = sess.ConnectorID, sess.ID
+		a.ConnectorID, a.SessionID, a.ConsentPending = sess.ConnectorID, sess.ID, false
 		return a, nil
 	})
 	if errors.Is(err, storage.ErrNotFound) {
@@ -226,10 +245,18 @@ func (p *Provider) loginURL(authRequestID, connectorID string) string {
 // auth request's redirect_uri was checked against the client at /authorize.
 func (p *Provider) redirectError(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, e *oidc.Error) {
 	_ = p.store.DeleteAuthRequest(r.Context(), a.ID)
+	if a.DeviceID != "" {
+		p.denyDevice(w, r, a.DeviceID, e.Description)
+		return
+	}
 	http.Redirect(w, r, p.errorRedirectURL(a, e), http.StatusFound)
 }
 
+// errorRedirectURL is "" for a device flow: there is no page to return to.
 func (p *Provider) errorRedirectURL(a storage.AuthRequest, e *oidc.Error) string {
+	if a.DeviceID != "" {
+		return ""
+	}
 	e.State = a.State
 	u, err := zop.AuthResponseURL(a.RedirectURI, oidc.ResponseType(a.ResponseType), oidc.ResponseMode(a.ResponseMode), e, p.oidc.Encoder())
 	if err != nil {

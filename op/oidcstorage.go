@@ -152,19 +152,25 @@ func (s *oidcStorage) DeleteAuthRequest(ctx context.Context, id string) error {
 // grantOf returns who a token request is for and which login (grant) it belongs
 // to. Every token one login produces shares the grant, so a replayed code or a
 // revoked refresh token can take them all back.
-func grantOf(req zop.TokenRequest) (grantID, clientID string, amr []string, authTime time.Time, err error) {
+func grantOf(ctx context.Context, req zop.TokenRequest) (grantID, clientID string, amr []string, authTime time.Time, err error) {
 	switch r := req.(type) {
 	case *authRequest:
 		return r.ID, r.ClientID, r.AMR, r.AuthTime, nil
 	case *refreshRequest:
 		return r.GrantID, r.ClientID, r.AMR, r.AuthTime, nil
+	case *zop.DeviceAuthorizationState:
+		g, ok := deviceGrantFrom(ctx)
+		if !ok {
+			return "", "", nil, time.Time{}, errors.New("device grant missing from the token request")
+		}
+		return g.id, r.ClientID, r.AMR, r.AuthTime, nil
 	default:
 		return "", "", nil, time.Time{}, oidc.ErrUnsupportedGrantType()
 	}
 }
 
 func (s *oidcStorage) newAccessToken(ctx context.Context, req zop.TokenRequest) (storage.AccessToken, error) {
-	grantID, clientID, _, _, err := grantOf(req)
+	grantID, clientID, _, _, err := grantOf(ctx, req)
 	if err != nil {
 		return storage.AccessToken{}, err
 	}
@@ -206,7 +212,7 @@ func (s *oidcStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
-	_, _, amr, authTime, _ := grantOf(req)
+	_, _, amr, authTime, _ := grantOf(ctx, req)
 	now := at.CreatedAt
 	raw := randomToken(32)
 	rt := storage.RefreshToken{
@@ -218,6 +224,9 @@ func (s *oidcStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.
 	switch r := req.(type) {
 	case *authRequest:
 		rt.ConnectorID, rt.SessionID = r.ConnectorID, r.SessionID
+	case *zop.DeviceAuthorizationState:
+		g, _ := deviceGrantFrom(ctx)
+		rt.ConnectorID, rt.SessionID = g.connectorID, g.sessionID
 	case *refreshRequest:
 		// A refresh may narrow the new access token's scopes; the grant keeps what
 		// was consented to (RFC 6749 §6). The chain's absolute end carries over.
@@ -355,6 +364,10 @@ func (s *oidcStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.Use
 	case *refreshRequest:
 		if r.SessionID != "" {
 			info.AppendClaims("sid", r.SessionID)
+		}
+	case *zop.DeviceAuthorizationState:
+		if g, ok := deviceGrantFrom(ctx); ok && g.sessionID != "" {
+			info.AppendClaims("sid", g.sessionID)
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"html/template"
 	"net/http"
+	"strings"
 
 	"golang.org/x/text/language"
 )
@@ -33,9 +34,26 @@ const (
 	pageLogoutRefused   page = "logout_refused"
 	pageServerError     page = "server_error"
 	pageNotFound        page = "not_found"
+	pageDeviceEnter     page = "device_enter"
+	pageDeviceInvalid   page = "device_invalid"
+	pageDeviceConfirm   page = "device_confirm"
+	pageDeviceDone      page = "device_done"
+	pageDeviceDenied    page = "device_denied"
+	pageConsent         page = "consent"
 	actionRetry         page = "action_retry"
 	actionBackToClient  page = "action_back"
+	// Labels of form fields, buttons and facts.
+	labelUserCode    page = "label_user_code"
+	labelContinue    page = "label_continue"
+	labelCancel      page = "label_cancel"
+	labelAllow       page = "label_allow"
+	labelDeny        page = "label_deny"
+	labelApplication page = "label_application"
+	labelScopes      page = "label_scopes"
 )
+
+// scopeLabel is the message key describing a scope to the person asked for consent.
+func scopeLabel(scope string) page { return page("scope_" + scope) }
 
 type message struct{ Title, Body, Hint string }
 
@@ -66,9 +84,31 @@ var messages = map[string]map[page]message{
 			"Ask the application's administrator to register the exact post-logout redirect URI."},
 		pageServerError: {"Something went wrong", "The login service could not complete your request.",
 			"Try again later. If it keeps failing, tell your administrator."},
-		pageNotFound:       {"Page not found", "", ""},
-		actionRetry:        {Title: "Try again"},
-		actionBackToClient: {Title: "Back to the application"},
+		pageNotFound: {"Page not found", "", ""},
+		pageDeviceEnter: {"Connect a device", "Enter the code your device shows.",
+			"Only enter a code shown by a device you are using yourself."},
+		pageDeviceInvalid: {"Code not accepted", "This code is unknown, expired or already used.",
+			"Check the code on your device, or start again there."},
+		pageDeviceConfirm: {"Log in on a device?", "An application on another device asks to log in as you.",
+			"Continue only if you started this yourself and the code matches the one on your device: someone may be trying to get access to your account."},
+		pageDeviceDone:               {"Device connected", "You are logged in on your device. You can close this window.", ""},
+		pageDeviceDenied:             {"Device not connected", "The device was not logged in.", "If this was a mistake, start again on the device."},
+		pageConsent:                  {"Allow access?", "This application asks to receive:", "You are only asked once; your administrator can withdraw it."},
+		actionRetry:                  {Title: "Try again"},
+		actionBackToClient:           {Title: "Back to the application"},
+		labelUserCode:                {Title: "Code"},
+		labelContinue:                {Title: "Continue"},
+		labelCancel:                  {Title: "Cancel"},
+		labelAllow:                   {Title: "Allow"},
+		labelDeny:                    {Title: "Deny"},
+		labelApplication:             {Title: "Application"},
+		labelScopes:                  {Title: "It will receive"},
+		scopeLabel("openid"):         {Title: "Who you are at DingTalk (your DingTalk ids)"},
+		scopeLabel("profile"):        {Title: "Your name and avatar"},
+		scopeLabel("email"):          {Title: "Your email address"},
+		scopeLabel("phone"):          {Title: "Your mobile number"},
+		scopeLabel("groups"):         {Title: "Your organisation, position and departments"},
+		scopeLabel("offline_access"): {Title: "Access while you are away (stays logged in)"},
 	},
 	"zh": {
 		pageUnknownClient: {"未知的应用", "跳转到此处的应用没有在本登录服务中注册。",
@@ -87,8 +127,28 @@ var messages = map[string]map[page]message{
 		pageLoggedOut:       {"您已退出登录", "现在可以关闭此窗口。", ""},
 		pageServerError:     {"出错了", "登录服务暂时无法完成您的请求。", "请稍后再试。如果一直失败，请联系管理员。"},
 		pageNotFound:        {"页面不存在", "", ""},
-		actionRetry:         {Title: "重试"},
-		actionBackToClient:  {Title: "返回应用"},
+		pageDeviceEnter:     {"连接设备", "请输入设备上显示的验证码。", "只输入您本人正在使用的设备上显示的验证码。"},
+		pageDeviceInvalid:   {"验证码无效", "此验证码不存在、已过期或已被使用。", "请核对设备上的验证码，或在设备上重新开始。"},
+		pageDeviceConfirm: {"在设备上登录？", "另一台设备上的应用请求以您的身份登录。",
+			"只有在您本人发起、且验证码与设备上显示的一致时才继续：否则可能有人试图获取您的账号。"},
+		pageDeviceDone:               {"设备已连接", "您已在设备上登录，现在可以关闭此窗口。", ""},
+		pageDeviceDenied:             {"设备未连接", "设备没有登录。", "如有误操作，请在设备上重新开始。"},
+		pageConsent:                  {"允许访问？", "此应用请求获取：", "只会询问您一次；管理员可以撤销授权。"},
+		actionRetry:                  {Title: "重试"},
+		actionBackToClient:           {Title: "返回应用"},
+		labelUserCode:                {Title: "验证码"},
+		labelContinue:                {Title: "继续"},
+		labelCancel:                  {Title: "取消"},
+		labelAllow:                   {Title: "允许"},
+		labelDeny:                    {Title: "拒绝"},
+		labelApplication:             {Title: "应用"},
+		labelScopes:                  {Title: "将获取"},
+		scopeLabel("openid"):         {Title: "您在钉钉的身份（钉钉用户标识）"},
+		scopeLabel("profile"):        {Title: "您的姓名和头像"},
+		scopeLabel("email"):          {Title: "您的邮箱地址"},
+		scopeLabel("phone"):          {Title: "您的手机号"},
+		scopeLabel("groups"):         {Title: "您的组织、职位和部门"},
+		scopeLabel("offline_access"): {Title: "在您离开时继续访问（保持登录）"},
 	},
 }
 
@@ -112,7 +172,28 @@ type pageData struct {
 	Lang              string
 	Title, Body, Hint string
 	Detail            string
+	Facts             []fact
+	List              []string
+	Form              *formData
 	Actions, Choices  []link
+}
+
+type fact struct{ Label, Value string }
+
+type formData struct {
+	Action  string
+	Hidden  []hiddenField
+	Input   *inputField
+	Buttons []button
+}
+
+type hiddenField struct{ Name, Value string }
+
+type inputField struct{ Name, Label, Value string }
+
+type button struct {
+	Name, Value, Label string
+	Primary            bool
 }
 
 // pageView is one page about to be rendered.
@@ -120,8 +201,35 @@ type pageView struct {
 	page    page
 	status  int
 	detail  string // safe, technical: an error code or DingTalk request id
+	facts   []factView
+	list    []page // shown as a bullet list
+	form    *formView
 	actions []action
 	choices []link
+}
+
+type factView struct {
+	label page
+	value string
+}
+
+// formView is a form posting back to us; labels are looked up in messages.
+type formView struct {
+	action  string
+	hidden  []hiddenField
+	input   *inputView
+	buttons []buttonView
+}
+
+type inputView struct {
+	name  string
+	label page
+	value string
+}
+
+type buttonView struct {
+	name, value string
+	label       page
 }
 
 // action is a button on a page: its label is looked up in messages.
@@ -139,8 +247,33 @@ func (p *Provider) render(w http.ResponseWriter, r *http.Request, v *pageView) {
 	if lang == "zh" {
 		data.Lang = "zh-CN"
 	}
+	label := func(key page) string {
+		if m, ok := messages[lang][key]; ok {
+			return m.Title
+		}
+		return strings.TrimPrefix(string(key), "scope_") // a scope we have no words for
+
+	}
 	for i, a := range v.actions {
-		data.Actions = append(data.Actions, link{Label: messages[lang][a.label].Title, URL: a.url, Primary: i == 0})
+		if a.url == "" {
+			continue // nowhere to go: a device flow has no application page to return to
+		}
+		data.Actions = append(data.Actions, link{Label: label(a.label), URL: a.url, Primary: i == 0})
+	}
+	for _, f := range v.facts {
+		data.Facts = append(data.Facts, fact{Label: label(f.label), Value: f.value})
+	}
+	for _, item := range v.list {
+		data.List = append(data.List, label(item))
+	}
+	if f := v.form; f != nil {
+		data.Form = &formData{Action: f.action, Hidden: f.hidden}
+		if f.input != nil {
+			data.Form.Input = &inputField{Name: f.input.name, Label: label(f.input.label), Value: f.input.value}
+		}
+		for i, b := range f.buttons {
+			data.Form.Buttons = append(data.Form.Buttons, button{Name: b.name, Value: b.value, Label: label(b.label), Primary: i == 0})
+		}
 	}
 	var buf bytes.Buffer
 	if err := pageTemplate.Execute(&buf, data); err != nil {

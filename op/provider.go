@@ -78,6 +78,10 @@ type Lifetimes struct {
 	// UpstreamLogin bounds everything done with DingTalk in one callback
 	// (retries included); each single call has the connector's own timeout.
 	UpstreamLogin time.Duration // 30s
+	// DeviceCode is how long a device flow waits for its person (RFC 8628).
+	DeviceCode time.Duration // 10m
+	// DevicePollInterval is how often a device may poll; faster gets slow_down.
+	DevicePollInterval time.Duration // 5s
 }
 
 func (l Lifetimes) withDefaults() Lifetimes {
@@ -97,6 +101,8 @@ func (l Lifetimes) withDefaults() Lifetimes {
 	def(&l.AuthCode, 60*time.Second)
 	def(&l.UpstreamState, 10*time.Minute)
 	def(&l.UpstreamLogin, 30*time.Second)
+	def(&l.DeviceCode, 10*time.Minute)
+	def(&l.DevicePollInterval, 5*time.Second)
 	return l
 }
 
@@ -112,6 +118,7 @@ type Provider struct {
 	claims     ClaimsPolicy
 	lifetimes  Lifetimes
 	limiter    *ipLimiter
+	formKey    []byte // signs form tokens (forms.go)
 	log        *slog.Logger
 	now        func() time.Time
 
@@ -165,6 +172,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("op: %w", err)
 	}
+	p.formKey = formKeyFrom(tokenKey)
 	opts := []zop.Option{}
 	if !p.secure {
 		opts = append(opts, zop.WithAllowInsecure())
@@ -178,7 +186,13 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		BackChannelLogoutSupported:        true,
 		BackChannelLogoutSessionSupported: true,
 		SupportedUILocales:                []language.Tag{language.SimplifiedChinese, language.English},
-		SupportedScopes:                   []string{"openid", "profile", "email", "phone", "offline_access"},
+		DeviceAuthorization: zop.DeviceAuthorizationConfig{
+			Lifetime:     p.lifetimes.DeviceCode,
+			PollInterval: p.lifetimes.DevicePollInterval,
+			UserFormPath: p.issuerPath + "/device",
+			UserCode:     zop.UserCodeBase20,
+		},
+		SupportedScopes: []string{"openid", "profile", "email", "phone", "offline_access"},
 		SupportedClaims: []string{
 			"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "at_hash", "c_hash",
 			"unionid", "openid", "name", "preferred_username", "picture",
@@ -201,7 +215,12 @@ func (p *Provider) routes() http.Handler {
 	r.With(p.limiter.limit).Get("/callback/{connector}", p.callback)
 	r.Get("/logged-out", p.loggedOut)
 	r.Handle("/authorize", p.checkAuthorize(p.oidc))
-	r.With(p.limiter.limit).Handle(p.oidc.TokenEndpoint().Relative(), p.oidc)
+	r.With(p.limiter.limit, withTokenGrant).Handle(p.oidc.TokenEndpoint().Relative(), p.oidc)
+	r.With(p.limiter.limit).Handle(p.oidc.DeviceAuthorizationEndpoint().Relative(), p.oidc)
+	r.Get("/device", p.deviceEnter)
+	r.With(p.limiter.limit).Post("/device", p.deviceLookup)
+	r.With(p.limiter.limit).Post("/device/confirm", p.deviceConfirm)
+	r.With(p.limiter.limit).Post("/consent", p.consent)
 	r.Handle(p.oidc.RevocationEndpoint().Relative(), revokeIgnoresHint(p.oidc))
 	r.Handle(p.oidc.EndSessionEndpoint().Relative(), p.endSession(p.oidc))
 	r.Handle(p.oidc.KeysEndpoint().Relative(), p.cacheJWKS(p.oidc))

@@ -121,11 +121,13 @@ type Storage interface {
 
 // Client is an OAuth client registered at runtime.
 type Client struct {
-	ID                     string        `json:"id"`
-	Name                   string        `json:"name"`
-	SecretHash             string        `json:"secretHash,omitempty"` // bcrypt; empty for public clients
-	Public                 bool          `json:"public,omitempty"`
-	RequirePKCE            bool          `json:"requirePKCE,omitempty"` // public clients always need PKCE
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	SecretHash  string `json:"secretHash,omitempty"` // bcrypt; empty for public clients
+	Public      bool   `json:"public,omitempty"`
+	RequirePKCE bool   `json:"requirePKCE,omitempty"` // public clients always need PKCE
+	// RequireConsent: people are asked once which scopes this client may have.
+	RequireConsent         bool          `json:"requireConsent,omitempty"`
 	RedirectURIs           []string      `json:"redirectURIs"`
 	PostLogoutRedirectURIs []string      `json:"postLogoutRedirectURIs,omitempty"`
 	BackchannelLogoutURI   string        `json:"backchannelLogoutURI,omitempty"`
@@ -139,23 +141,26 @@ type Client struct {
 
 // AuthRequest is one /authorize request, as validated by the provider.
 type AuthRequest struct {
-	ID                  string    `json:"id"`
-	ClientID            string    `json:"clientID"`
-	RedirectURI         string    `json:"redirectURI"`
-	Scopes              []string  `json:"scopes"`
-	State               string    `json:"state,omitempty"`
-	Nonce               string    `json:"nonce,omitempty"`
-	ResponseType        string    `json:"responseType"`
-	ResponseMode        string    `json:"responseMode,omitempty"`
-	CodeChallenge       string    `json:"codeChallenge,omitempty"`
-	CodeChallengeMethod string    `json:"codeChallengeMethod,omitempty"`
-	Prompt              []string  `json:"prompt,omitempty"`
-	MaxAge              *uint     `json:"maxAge,omitempty"`
-	UILocales           []string  `json:"uiLocales,omitempty"`
-	LoginHint           string    `json:"loginHint,omitempty"`
-	HintSubject         string    `json:"hintSubject,omitempty"` // subject of a valid id_token_hint
-	CreatedAt           time.Time `json:"createdAt"`
-	Expiry              time.Time `json:"expiry"`
+	ID                  string   `json:"id"`
+	ClientID            string   `json:"clientID"`
+	RedirectURI         string   `json:"redirectURI"`
+	Scopes              []string `json:"scopes"`
+	State               string   `json:"state,omitempty"`
+	Nonce               string   `json:"nonce,omitempty"`
+	ResponseType        string   `json:"responseType"`
+	ResponseMode        string   `json:"responseMode,omitempty"`
+	CodeChallenge       string   `json:"codeChallenge,omitempty"`
+	CodeChallengeMethod string   `json:"codeChallengeMethod,omitempty"`
+	Prompt              []string `json:"prompt,omitempty"`
+	MaxAge              *uint    `json:"maxAge,omitempty"`
+	UILocales           []string `json:"uiLocales,omitempty"`
+	LoginHint           string   `json:"loginHint,omitempty"`
+	HintSubject         string   `json:"hintSubject,omitempty"` // subject of a valid id_token_hint
+	// DeviceID is set when the request logs a person in for a device flow (the ID
+	// of the DeviceAuthorization) rather than for a redirect back to the client.
+	DeviceID  string    `json:"deviceID,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	Expiry    time.Time `json:"expiry"`
 
 	// Set when the person has logged in upstream.
 	Done        bool      `json:"done,omitempty"`
@@ -164,6 +169,9 @@ type AuthRequest struct {
 	AMR         []string  `json:"amr,omitempty"`
 	ConnectorID string    `json:"connectorID,omitempty"`
 	SessionID   string    `json:"sessionID,omitempty"` // the SSO session that logged the person in
+	// ConsentPending: the person is logged in and is being asked for consent;
+	// Subject and the fields above are set, Done is not yet.
+	ConsentPending bool `json:"consentPending,omitempty"`
 }
 
 // AuthCode is an issued authorization code. ID is a hash of the code, never the code.

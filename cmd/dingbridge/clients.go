@@ -46,7 +46,10 @@ are allowed only for --public clients.
 	f.StringArrayVar(&spec.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "post-logout redirect URI (repeat for several)")
 	f.BoolVar(&spec.Public, "public", false, "public client (native or browser app): no secret, PKCE required")
 	f.StringSliceVar(&spec.Scopes, "scopes", nil, "extra scopes the client may ask for, beyond the standard ones")
-	f.StringSliceVar(&spec.GrantTypes, "grant-types", nil, "authorization_code and/or refresh_token (default both)")
+	f.StringSliceVar(&spec.GrantTypes, "grant-types", nil, "authorization_code, refresh_token and/or device_code (default: the first two)")
+	f.BoolVar(&spec.RequirePKCE, "require-pkce", false, "confidential client must use PKCE too")
+	f.BoolVar(&spec.RequireConsent, "require-consent", false, "ask each person once which scopes the client may have")
+	f.StringVar(&spec.BackchannelLogoutURI, "backchannel-logout-uri", "", "URL that receives a signed logout token when a session ends")
 	f.DurationVar(&idTokenLifetime, "id-token-lifetime", 0, "id_token lifetime, e.g. 30m (default: expiry.idToken)")
 	f.DurationVar(&accessTokenLifetime, "access-token-lifetime", 0, "access token lifetime (default: expiry.accessToken)")
 	return cmd
@@ -137,6 +140,8 @@ func printClient(out *printer, c admin.Client) error {
 		"redirect URIs", orDash(strings.Join(c.RedirectURIs, "\n")),
 		"post-logout redirect URIs", orDash(strings.Join(c.PostLogoutRedirectURIs, "\n")),
 		"grant types", grants, "extra scopes", orDash(strings.Join(c.Scopes, ", ")),
+		"require PKCE", yesNo(c.RequirePKCE || c.Public), "require consent", yesNo(c.RequireConsent),
+		"back-channel logout URI", orDash(c.BackchannelLogoutURI),
 		"id_token lifetime", lifetime(c.IDTokenLifetime), "access token lifetime", lifetime(c.AccessTokenLifetime),
 		"created", formatTime(c.CreatedAt), "updated", formatTime(c.UpdatedAt),
 	)

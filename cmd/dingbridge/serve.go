@@ -155,6 +155,8 @@ func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage,
 			AuthRequest:            time.Duration(cfg.Expiry.AuthRequest),
 			AuthCode:               time.Duration(cfg.Expiry.AuthCode),
 			UpstreamState:          time.Duration(cfg.Expiry.UpstreamState),
+			DeviceCode:             time.Duration(cfg.Expiry.DeviceCode),
+			DevicePollInterval:     time.Duration(cfg.Expiry.DevicePollInterval),
 		},
 		RateLimit: rateLimit(cfg),
 		Logger:    logger,
@@ -177,8 +179,14 @@ func rateLimit(cfg *config.Config) op.RateLimit {
 func staticClients(cfg *config.Config) []op.StaticClient {
 	var clients []op.StaticClient
 	for _, c := range cfg.StaticClients {
+		var grants []string
+		for _, g := range c.GrantTypes {
+			t, _ := op.ParseGrantType(g) // validated by config
+			grants = append(grants, t)
+		}
 		clients = append(clients, op.StaticClient{
 			ID: c.ID, Name: c.Name, Secret: c.Secret, Public: c.Public, RequirePKCE: c.RequirePKCE,
+			RequireConsent: c.RequireConsent, GrantTypes: grants,
 			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 			BackchannelLogoutURI: c.BackchannelLogoutURI,
 		})

@@ -18,6 +18,7 @@ func client(id string) storage.Client {
 		PostLogoutRedirectURIs: []string{"https://grafana.example.com/"},
 		GrantTypes:             []string{"authorization_code", "refresh_token"},
 		Scopes:                 []string{"groups", "offline_access"},
+		RequireConsent:         true,
 		IDTokenLifetime:        time.Hour,
 		AccessTokenLifetime:    10 * time.Minute,
 		CreatedAt:              t0,
@@ -48,6 +49,7 @@ func authRequest(id string, expiry time.Time) storage.AuthRequest {
 		UILocales:           []string{"zh-CN", "en"},
 		LoginHint:           "someone@example.com",
 		HintSubject:         "union-hint",
+		DeviceID:            "device-1",
 		CreatedAt:           now(),
 		Expiry:              expiry,
 	}
