@@ -23,7 +23,7 @@ func parsePages() *template.Template {
 	}).ParseFS(templateFS, "templates/*.html"))
 }
 
-// authRequest is a checked GET or POST to /oauth2/auth.
+// authRequest is a checked GET or POST to /oauth2/auth or to an SNS authorize page.
 type authRequest struct {
 	app         App
 	redirectURI string
@@ -31,6 +31,8 @@ type authRequest struct {
 	scope       string
 	wantsCorpID bool // scope has corpid: bind the person's organisation to the code
 	params      url.Values
+	sns         bool   // the legacy SNS login: the code is for sns/getuserinfo_bycode
+	path        string // where the page posts its buttons back to: the path it was shown at
 }
 
 // problem is why an authorize request is refused, for the person reading the page.
@@ -40,11 +42,16 @@ type problem struct{ ZH, EN string }
 // once under AutoApprove/AutoDeny), POST is a button pressed on it. Both check the
 // whole request; a bad one gets an error page, never a redirect (doc §2.1, §6.1).
 func (f *Fake) authorize(w http.ResponseWriter, r *http.Request) {
+	f.login(w, r, f.checkAuthRequest)
+}
+
+// login runs an authorize page, whose request check is given.
+func (f *Fake) login(w http.ResponseWriter, r *http.Request, check func(path string, params url.Values) (authRequest, []problem)) {
 	if err := r.ParseForm(); err != nil {
 		f.showProblems(w, []problem{{"请求无法解析", "the request cannot be parsed"}})
 		return
 	}
-	req, problems := f.checkAuthRequest(r.Form)
+	req, problems := check(r.URL.Path, r.Form)
 	if len(problems) > 0 {
 		f.showProblems(w, problems)
 		return
@@ -70,12 +77,13 @@ func (f *Fake) authorize(w http.ResponseWriter, r *http.Request) {
 	f.approve(w, r, req, r.PostForm.Get("unionId"))
 }
 
-func (f *Fake) checkAuthRequest(params url.Values) (authRequest, []problem) {
+func (f *Fake) checkAuthRequest(path string, params url.Values) (authRequest, []problem) {
 	req := authRequest{
 		redirectURI: params.Get("redirect_uri"),
 		state:       params.Get("state"),
 		scope:       params.Get("scope"),
 		params:      params,
+		path:        path,
 	}
 	var problems []problem
 	clientID := params.Get("client_id")
@@ -115,9 +123,18 @@ func (f *Fake) approve(w http.ResponseWriter, r *http.Request, req authRequest, 
 	}
 	code := newSecret()
 	f.mu.Lock()
-	f.codes[code] = g
+	if req.sns {
+		f.snsCodes[code] = g
+	} else {
+		f.codes[code] = g
+	}
 	f.mu.Unlock()
-	f.log.Info("fake dingtalk: login approved", "client_id", g.clientID, "union_id", g.unionID, "nick", user.Nick)
+	f.log.Info("fake dingtalk: login approved", "client_id", g.clientID, "union_id", g.unionID, "nick", user.Nick, "sns", req.sns)
+	if req.sns {
+		// The SNS login's callback has the code as code only (doc §3.2).
+		redirectBack(w, r, req, url.Values{"code": {code}})
+		return
+	}
 	// The documented name is authCode; real redirects also carry code (doc §2.2).
 	redirectBack(w, r, req, url.Values{"authCode": {code}, "code": {code}})
 }
@@ -147,6 +164,8 @@ func redirectBack(w http.ResponseWriter, r *http.Request, req authRequest, param
 }
 
 type loginPage struct {
+	Flow        string // which DingTalk login this page stands for
+	Action      string // the path the buttons post to
 	ClientID    string
 	Scope       string
 	RedirectURI string
@@ -157,7 +176,11 @@ type loginPage struct {
 type hiddenField struct{ Name, Value string }
 
 func (f *Fake) showLoginPage(w http.ResponseWriter, req authRequest) {
-	page := loginPage{ClientID: req.app.ClientID, Scope: req.scope, RedirectURI: req.redirectURI, Users: f.users}
+	page := loginPage{Flow: "OAuth2 · login.dingtalk.com", Action: req.path,
+		ClientID: req.app.ClientID, Scope: req.scope, RedirectURI: req.redirectURI, Users: f.users}
+	if req.sns {
+		page.Flow = "旧版扫码登录 / legacy SNS login · " + strings.TrimPrefix(req.path, "/")
+	}
 	for _, name := range slices.Sorted(maps.Keys(req.params)) {
 		if name == "unionId" || name == "deny" {
 			continue

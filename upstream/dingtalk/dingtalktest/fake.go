@@ -2,11 +2,18 @@
 //
 // One http.Handler serves the paths of all three DingTalk hosts (login, api, oapi), so
 // one server can stand in for all of them: point every dingtalk.Endpoints field at it.
-// It implements the OAuth2 login (flow A): the authorize page a person clicks through,
-// POST /v1.0/oauth2/userAccessToken and GET /v1.0/contact/users/me, with DingTalk's
-// error bodies, and switches to inject failures. It follows shared/dingtalk-api.md §6;
-// it deliberately shares no code with package dingtalk, so a wire-format mistake in
-// one is caught by the other.
+// It implements the three logins of shared/dingtalk-api.md, with DingTalk's error
+// bodies, and switches to inject failures:
+//
+//   - the OAuth2 login (flow A): the authorize page a person clicks through,
+//     POST /v1.0/oauth2/userAccessToken and GET /v1.0/contact/users/me (authorize.go, api.go);
+//   - the legacy SNS login (flow B): the same page at /connect/qrconnect and
+//     /connect/oauth2/sns_authorize, and the signed POST /sns/getuserinfo_bycode (sns.go);
+//   - the in-app 免登 (flow C): InAppCode stands in for the DingTalk client, an app token
+//     from GET /gettoken reads one organisation's directory through topapi (oapi.go).
+//
+// It follows shared/dingtalk-api.md §6; it deliberately shares no code with package
+// dingtalk, so a wire-format mistake in one is caught by the other.
 package dingtalktest
 
 import (
@@ -15,6 +22,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,21 +33,42 @@ const (
 	APIAuthorize       = "oauth2/auth"            // login host: GET/POST /oauth2/auth
 	APIUserAccessToken = "oauth2/userAccessToken" // api host: POST /v1.0/oauth2/userAccessToken
 	APIUsersMe         = "contact/users/me"       // api host: GET /v1.0/contact/users/me
+
+	APIGetToken      = "gettoken"                   // oapi GET /gettoken?appkey=&appsecret=
+	APIGetUserInfo   = "topapi/v2/user/getuserinfo" // oapi POST ?access_token=  body {"code"}
+	APIGetByUnionID  = "topapi/user/getbyunionid"   // oapi POST ?access_token=  body {"unionid"}
+	APIUserGet       = "topapi/v2/user/get"         // oapi POST ?access_token=  body {"userid","language"}
+	APIDepartmentGet = "topapi/v2/department/get"   // oapi POST ?access_token=  body {"dept_id","language"}
+	// APIQRConnect is both SNS authorize pages, GET/POST /connect/qrconnect and
+	// /connect/oauth2/sns_authorize: one login, reached from a QR code or from an account form.
+	APIQRConnect   = "connect/qrconnect"
+	APISNSUserInfo = "sns/getuserinfo_bycode" // oapi POST ?accessKey=&timestamp=&signature= body {"tmp_auth_code"}
 )
 
-// Lifetimes the fake uses; DingTalk documents 7200 s for user tokens.
+// apis are the names Fail accepts.
+var apis = []string{APIAuthorize, APIUserAccessToken, APIUsersMe, APIGetToken, APIGetUserInfo,
+	APIGetByUnionID, APIUserGet, APIDepartmentGet, APIQRConnect, APISNSUserInfo}
+
+// Lifetimes the fake uses; DingTalk documents 7200 s for user and app tokens, and
+// 5 minutes for the in-app code (the other codes' lifetime is undocumented).
 const (
 	DefaultCodeLifetime = 5 * time.Minute
 	accessTokenLifetime = 7200 * time.Second
+	appTokenLifetime    = 7200 * time.Second
 )
 
-// Config is what the fake knows: the registered apps and the people who can log in.
+// Config is what the fake knows: the registered apps, the people who can log in and
+// the organisations whose directory the in-app flow reads.
 type Config struct {
-	Apps         []App
-	Users        []User        // shown on the authorize page in this order
-	CodeLifetime time.Duration // how long an authCode can be exchanged; 0: DefaultCodeLifetime
-	Now          func() time.Time
-	Logger       *slog.Logger // nil: no logs
+	Apps  []App
+	Users []User // shown on the authorize pages in this order
+	Corps []Corp // organisations with a directory
+	// CodeLifetime is how long any code (authCode, SNS code, in-app code) can be
+	// exchanged; 0: DefaultCodeLifetime.
+	CodeLifetime     time.Duration
+	AppTokenLifetime time.Duration // of /gettoken's app tokens; 0: 7200s
+	Now              func() time.Time
+	Logger           *slog.Logger // nil: no logs
 }
 
 // App is a DingTalk app registered with the fake.
@@ -50,6 +79,10 @@ type App struct {
 	// NoContactUserRead: the app was not granted Contact.User.Read, so users/me
 	// answers 403 Forbidden.AccessDenied.AccessTokenPermissionDenied.
 	NoContactUserRead bool
+	// CorpID is the organisation an internal app belongs to: its app token reads that
+	// organisation's directory and its in-app codes are issued there. "" (a legacy SNS
+	// app or a third-party app): /gettoken refuses its credentials with 40089.
+	CorpID string
 }
 
 // User is a person who can log in. Empty fields are left out of users/me, as
@@ -62,16 +95,56 @@ type User struct {
 	Email     string
 	Mobile    string
 	StateCode string
-	// CorpID is the organisation the person "picks" when the scope has corpid.
-	CorpID string
+	// CorpID is the organisation the person "picks" when the scope has corpid. With
+	// UserID set, the person is also a member of it: in its directory and able to use
+	// its in-app apps. One organisation per person is enough for a fake.
+	CorpID    string
+	UserID    string  // staff id in CorpID's directory; "": not a member
+	DeptIDs   []int64 // departments in CorpID (dept_id_list)
+	Title     string
+	JobNumber string
+	OrgEmail  string
+	Inactive  bool // has not activated DingTalk: topapi/v2/user/get says "active": false
 }
 
-// Failure is an injected fault for one API.
+// member reports whether u is in corpID's directory.
+func (u User) member(corpID string) bool {
+	return corpID != "" && u.CorpID == corpID && u.UserID != ""
+}
+
+// Corp is an organisation with a directory, read by topapi with an app token.
+type Corp struct {
+	CorpID string
+	Name   string
+	// Departments of the organisation. The root department (ID 1, named after the
+	// corp) is implicit if not listed; a department's ParentID 0 means its parent is
+	// the root (1).
+	Departments []Department
+}
+
+// Department is one department of a Corp.
+type Department struct {
+	ID       int64
+	Name     string
+	ParentID int64
+}
+
+// Failure is an injected fault for one API. Body wins over ErrCode, which wins over Code.
 type Failure struct {
-	Status  int    // HTTP status; 0: 200 with Body, else 500
-	Code    string // DingTalk error code for the {"code","message","requestid"} body
+	Status  int    // HTTP status; 0: 200 with Body or ErrCode, else 500
+	Code    string // DingTalk error code for the api host's {"code","message","requestid"} body
 	Message string
-	Body    string // sent raw instead of an error body (malformed JSON, an HTML page)
+	Body    string // sent raw instead of an error body (malformed JSON, an HTML page, the IP-ban body)
+	// ErrCode, when not 0, makes the answer an oapi error body with HTTP 200 (or
+	// Status, if set): {"errcode":ErrCode,"errmsg":ErrMsg,"request_id":…} plus
+	// "sub_code"/"sub_msg" when SubCode is set (the gateway-wrapped form: use ErrCode
+	// 88 with SubCode "40014"). The oapi answers busy (-1) and rate limited (90002,
+	// 90018) this way. An empty ErrMsg or SubMsg gets DingTalk's text where the fake
+	// knows it.
+	ErrCode int
+	ErrMsg  string
+	SubCode string
+	SubMsg  string
 	// Hang blocks the request until the client goes away or the fake is closed.
 	Hang bool
 	// Times is how many requests fail; 0 means until ClearFailures.
@@ -88,18 +161,24 @@ type Fake struct {
 	pages        *template.Template
 	closed       chan struct{} // closed by Close: releases hanging requests
 	closeOnce    sync.Once
+	appLifetime  time.Duration // of app tokens
 
 	mu          sync.Mutex
 	codes       map[string]grant // authCode → grant
 	tokens      map[string]grant // access token → grant
 	refresh     map[string]grant // refresh token → grant
+	snsCodes    map[string]grant // SNS login code (tmp_auth_code) → grant
+	inAppCodes  map[string]grant // in-app code → grant (corpID, unionID)
+	appTokens   map[string]grant // app token → grant (clientID, corpID)
+	corps       map[string]*corp // renamed departments change here
 	autoApprove string
 	autoDeny    bool
 	failures    map[string]*Failure
 	calls       map[string]int
 }
 
-// grant is what a code or token stands for.
+// grant is what a code or token stands for. An app token has no unionID; an in-app
+// code has no clientID (any app of corpID may exchange it).
 type grant struct {
 	clientID string
 	unionID  string
@@ -120,14 +199,25 @@ func New(cfg Config) *Fake {
 		codes:        map[string]grant{},
 		tokens:       map[string]grant{},
 		refresh:      map[string]grant{},
+		snsCodes:     map[string]grant{},
+		inAppCodes:   map[string]grant{},
+		appTokens:    map[string]grant{},
+		corps:        make(map[string]*corp, len(cfg.Corps)),
+		appLifetime:  cfg.AppTokenLifetime,
 		failures:     map[string]*Failure{},
 		calls:        map[string]int{},
 	}
 	for _, app := range cfg.Apps {
 		f.apps[app.ClientID] = app
 	}
+	for _, c := range cfg.Corps {
+		f.corps[c.CorpID] = newCorp(c)
+	}
 	if f.codeLifetime == 0 {
 		f.codeLifetime = DefaultCodeLifetime
+	}
+	if f.appLifetime == 0 {
+		f.appLifetime = appTokenLifetime
 	}
 	if f.now == nil {
 		f.now = time.Now
@@ -152,6 +242,26 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(r.URL.Path, "/v1.0/"):
 		writeAPIError(w, http.StatusNotFound, "InvalidAction.NotFound",
 			"Specified api is not found, please check your url and method.", nil)
+		return
+
+	case (r.URL.Path == "/connect/qrconnect" || r.URL.Path == "/connect/oauth2/sns_authorize") &&
+		(r.Method == http.MethodGet || r.Method == http.MethodPost):
+		api, handle = APIQRConnect, f.snsAuthorize
+	case r.URL.Path == "/sns/getuserinfo_bycode" && r.Method == http.MethodPost:
+		api, handle = APISNSUserInfo, f.snsUserInfo
+	case r.URL.Path == "/gettoken" && r.Method == http.MethodGet:
+		api, handle = APIGetToken, f.getToken
+	case r.URL.Path == "/"+APIGetUserInfo && r.Method == http.MethodPost:
+		api, handle = APIGetUserInfo, f.topapi(f.getUserInfo)
+	case r.URL.Path == "/"+APIGetByUnionID && r.Method == http.MethodPost:
+		api, handle = APIGetByUnionID, f.topapi(f.getByUnionID)
+	case r.URL.Path == "/"+APIUserGet && r.Method == http.MethodPost:
+		api, handle = APIUserGet, f.topapi(f.userGet)
+	case r.URL.Path == "/"+APIDepartmentGet && r.Method == http.MethodPost:
+		api, handle = APIDepartmentGet, f.topapi(f.departmentGet)
+	case strings.HasPrefix(r.URL.Path, "/topapi/"):
+		// The TOP gateway answers an unknown method in its own envelope, with HTTP 200 (doc §1.2).
+		writeTopAPIError(w, 22, "Invalid method[submsg=不合法ApiName]")
 		return
 	default:
 		http.NotFound(w, r)
@@ -202,34 +312,39 @@ func (f *Fake) fail(w http.ResponseWriter, r *http.Request, failure Failure) {
 		fmt.Fprint(w, failure.Body)
 		return
 	}
+	if failure.ErrCode != 0 {
+		if status == 0 {
+			status = http.StatusOK
+		}
+		writeOAPIFailure(w, status, failure)
+		return
+	}
 	if status == 0 {
 		status = http.StatusInternalServerError
 	}
 	writeAPIError(w, status, failure.Code, failure.Message, nil)
 }
 
-// AutoApprove makes GET /oauth2/auth log unionID in at once, without the page
-// (after the same checks of the request). "" shows the page again.
+// AutoApprove makes GET /oauth2/auth and the SNS authorize pages log unionID in at
+// once, without the page (after the same checks of the request). "" shows the page again.
 func (f *Fake) AutoApprove(unionID string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.autoApprove = unionID
 }
 
-// AutoDeny makes GET /oauth2/auth answer as if the person pressed "deny".
-// It wins over AutoApprove.
+// AutoDeny makes GET /oauth2/auth and the SNS authorize pages answer as if the
+// person pressed "deny". It wins over AutoApprove.
 func (f *Fake) AutoDeny(deny bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.autoDeny = deny
 }
 
-// Fail makes the next requests to api (APIAuthorize, APIUserAccessToken,
-// APIUsersMe) fail as described, replacing an earlier Fail for that api.
+// Fail makes the next requests to api (one of the API constants) fail as described,
+// replacing an earlier Fail for that api. It panics on an unknown api.
 func (f *Fake) Fail(api string, failure Failure) {
-	switch api {
-	case APIAuthorize, APIUserAccessToken, APIUsersMe:
-	default:
+	if !slices.Contains(apis, api) {
 		panic(fmt.Sprintf("dingtalktest: Fail: unknown api %q", api))
 	}
 	f.mu.Lock()
