@@ -1,8 +1,16 @@
 // Package dingtalk logs people in with DingTalk (钉钉).
 //
-// Client is a small typed client for the DingTalk HTTP APIs, on net/http; Connector
-// (oauth2.go) is the upstream.Connector for today's OAuth2 login at login.dingtalk.com.
-// The wire facts are in shared/dingtalk-api.md; package dingtalktest is a fake DingTalk.
+// Client is a small typed client for the DingTalk HTTP APIs of one app, on net/http:
+// the login APIs (client.go, sns.go), and the corp APIs behind a cached app access
+// token (apptoken.go, corp.go). Connector (connector.go) is the upstream.Connector and
+// upstream.InAppConnector built on it: today's OAuth2 login at login.dingtalk.com
+// (oauth2.go), the legacy SNS scan login (sns.go), the in-app login inside the
+// DingTalk client (inapp.go), the organisation's directory (directory.go) and the
+// access policy. The wire facts are in shared/dingtalk-api.md; package dingtalktest
+// is a fake DingTalk.
+//
+// Every call has a timeout; an answer saying DingTalk is busy or throttling is retried
+// with backoff (retry.go); Metrics counts the calls.
 //
 // Errors never contain the app secret, authorization codes or tokens; they do contain
 // DingTalk's request id, which DingTalk support asks for.
@@ -28,6 +36,8 @@ const (
 	DefaultLoginURL = "https://login.dingtalk.com"
 	DefaultAPIURL   = "https://api.dingtalk.com"
 	DefaultOAPIURL  = "https://oapi.dingtalk.com"
+	// DefaultJSAPIURL is DingTalk's JavaScript API, which the in-app login page loads.
+	DefaultJSAPIURL = "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js"
 	// DefaultTimeout bounds each DingTalk call, from sending the request to reading the answer.
 	DefaultTimeout = 10 * time.Second
 )
@@ -41,6 +51,9 @@ type Endpoints struct {
 	Login string // browser pages (authorize, consent): login.dingtalk.com
 	API   string // the new JSON API (/v1.0/...): api.dingtalk.com
 	OAPI  string // the old API (errcode style; legacy and in-app flows): oapi.dingtalk.com
+	// JSAPI is the URL of DingTalk's JavaScript API script for the in-app login page
+	// (a file, not a base URL): DefaultJSAPIURL.
+	JSAPI string
 }
 
 func (e Endpoints) withDefaults() (Endpoints, error) {
@@ -58,6 +71,11 @@ func (e Endpoints) withDefaults() (Endpoints, error) {
 		if *f.val, err = baseURL(*f.val); err != nil {
 			return Endpoints{}, fmt.Errorf("dingtalk config: Endpoints.%s: %w", f.name, err)
 		}
+	}
+	if e.JSAPI == "" {
+		e.JSAPI = DefaultJSAPIURL
+	} else if u, err := url.Parse(e.JSAPI); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return Endpoints{}, fmt.Errorf("dingtalk config: Endpoints.JSAPI: %q is not an absolute http(s) URL", e.JSAPI)
 	}
 	return e, nil
 }
@@ -79,8 +97,12 @@ type ClientConfig struct {
 	ClientID     string // the app's Client ID (AppKey)
 	ClientSecret string // the app's Client Secret (AppSecret)
 	Endpoints    Endpoints
-	HTTPClient   *http.Client  // nil: a client using http.DefaultTransport
-	Timeout      time.Duration // per call; 0: DefaultTimeout
+	HTTPClient   *http.Client // nil: a client using http.DefaultTransport
+	// Timeout bounds each request; a throttled call is retried for at most Timeout in
+	// all, and never past the caller's deadline. 0: DefaultTimeout.
+	Timeout time.Duration
+	Metrics *Metrics         // nil: calls are not counted
+	Now     func() time.Time // nil: time.Now; for SNS signatures and the app token's expiry
 }
 
 // Client calls DingTalk for one app. It is safe for concurrent use.
@@ -90,6 +112,9 @@ type Client struct {
 	endpoints    Endpoints
 	http         *http.Client
 	timeout      time.Duration
+	metrics      *Metrics
+	now          func() time.Time
+	appToken     appTokenCache // gettoken's answer, for the corp APIs
 }
 
 // NewClient checks cfg; its errors name the field at fault.
@@ -113,12 +138,17 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		endpoints:    endpoints,
 		http:         cfg.HTTPClient,
 		timeout:      cfg.Timeout,
+		metrics:      cfg.Metrics,
+		now:          cfg.Now,
 	}
 	if c.http == nil {
 		c.http = &http.Client{}
 	}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
+	}
+	if c.now == nil {
+		c.now = time.Now
 	}
 	return c, nil
 }
@@ -144,6 +174,7 @@ func (t UserToken) GoString() string { return t.String() }
 
 // UserAccessToken exchanges the authCode from the login redirect for a user access
 // token. A used, expired or unknown code gives an error matching upstream.ErrLoginExpired.
+// Only a throttled attempt is retried: DingTalk uses the code up on the first answer.
 func (c *Client) UserAccessToken(ctx context.Context, code string) (UserToken, error) {
 	const path = "/v1.0/oauth2/userAccessToken"
 	if code == "" {
@@ -161,7 +192,7 @@ func (c *Client) UserAccessToken(ctx context.Context, code string) (UserToken, e
 		ExpireIn     int64  `json:"expireIn"`
 		CorpID       string `json:"corpId"`
 	}
-	requestID, err := c.callAPI(ctx, http.MethodPost, path, nil, request, &answer, code)
+	requestID, err := c.callAPI(ctx, apiUserAccessToken, http.MethodPost, path, nil, request, &answer, code)
 	if err != nil {
 		return UserToken{}, err
 	}
@@ -196,7 +227,7 @@ func (c *Client) Me(ctx context.Context, accessToken string) (Me, error) {
 	const path = "/v1.0/contact/users/me"
 	header := http.Header{"x-acs-dingtalk-access-token": {accessToken}}
 	var me Me
-	requestID, err := c.callAPI(ctx, http.MethodGet, path, header, nil, &me, accessToken)
+	requestID, err := c.callAPI(ctx, apiUsersMe, http.MethodGet, path, header, nil, &me, accessToken)
 	if err != nil {
 		return Me{}, err
 	}
@@ -206,35 +237,91 @@ func (c *Client) Me(ctx context.Context, accessToken string) (Me, error) {
 	return me, nil
 }
 
-// callAPI sends one request to api.dingtalk.com and decodes a 2xx answer into out.
-// sensitive lists values besides the client secret that must not reach an error.
-// Errors start with the method and path; requestID is DingTalk's, if it sent one.
-func (c *Client) callAPI(ctx context.Context, method, path string, header http.Header, in, out any, sensitive ...string) (requestID string, err error) {
+// callAPI sends one request to api.dingtalk.com and decodes a 2xx answer into out;
+// api names the call for Metrics. sensitive lists values besides the client secret
+// that must not reach an error. Errors start with the method and path; requestID is
+// DingTalk's, if it sent one.
+func (c *Client) callAPI(ctx context.Context, api, method, path string, header http.Header, in, out any, sensitive ...string) (requestID string, err error) {
 	var body []byte
 	if in != nil {
 		if body, err = json.Marshal(in); err != nil {
 			return "", fmt.Errorf("%s %s: encode request: %w", method, path, err)
 		}
 	}
-	raw, err := c.roundTrip(ctx, method, c.endpoints.API+path, header, body)
-	if err != nil {
-		return "", fmt.Errorf("%s %s: %w", method, path, err)
+	sensitive = append(sensitive, c.clientSecret)
+	err = c.call(ctx, api, func() error {
+		raw, err := c.roundTrip(ctx, method, c.endpoints.API+path, header, body)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		requestID = raw.Header.Get("x-acs-request-id")
+		if err := decodeAPI(raw, out, sensitive); err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		return nil
+	})
+	return requestID, err
+}
+
+// oapiRequest is one call to oapi.dingtalk.com.
+type oapiRequest struct {
+	api    string // the call's name for Metrics
+	method string
+	path   string
+	// query is built for each attempt (the SNS signature is timed). The values of
+	// access_token, appsecret and signature are kept out of errors.
+	query func() url.Values
+	body  any // sent as JSON; nil: no body
+	// permission is what the API needs, named in the hint of a permission error.
+	permission string
+	sensitive  []string // besides the client secret and the query's secrets
+}
+
+// secretParams are the query parameters whose values must never reach an error.
+var secretParams = []string{"access_token", "appsecret", "signature"}
+
+// callOAPI sends req to oapi.dingtalk.com and decodes an errcode-0 answer into out.
+// Errors start with the method and path.
+func (c *Client) callOAPI(ctx context.Context, req oapiRequest, out any) error {
+	var body []byte
+	if req.body != nil {
+		var err error
+		if body, err = json.Marshal(req.body); err != nil {
+			return fmt.Errorf("%s %s: encode request: %w", req.method, req.path, err)
+		}
 	}
-	requestID = raw.Header.Get("x-acs-request-id")
-	if err := decodeAPI(raw, out, append(sensitive, c.clientSecret)); err != nil {
-		return requestID, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	return requestID, nil
+	return c.call(ctx, req.api, func() error {
+		rawURL := c.endpoints.OAPI + req.path
+		sensitive := append(req.sensitive[:len(req.sensitive):len(req.sensitive)], c.clientSecret)
+		if req.query != nil {
+			q := req.query()
+			for _, name := range secretParams {
+				sensitive = append(sensitive, q.Get(name))
+			}
+			rawURL += "?" + q.Encode()
+		}
+		raw, err := c.roundTrip(ctx, req.method, rawURL, nil, body)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", req.method, req.path, err)
+		}
+		if err := decodeOAPI(raw, out, sensitive); err != nil {
+			var oapiErr *OAPIError
+			if errors.As(err, &oapiErr) {
+				oapiErr.Permission = req.permission
+			}
+			return fmt.Errorf("%s %s: %w", req.method, req.path, err)
+		}
+		return nil
+	})
 }
 
 // roundTrip sends one request under the per-call timeout and reads the whole answer.
-// The oapi flows will use it too, with decodeOAPI instead of decodeAPI.
 func (c *Client) roundTrip(ctx context.Context, method, rawURL string, header http.Header, body []byte) (rawResponse, error) {
 	callCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(callCtx, method, rawURL, bytes.NewReader(body))
 	if err != nil {
-		return rawResponse{}, fmt.Errorf("build request: %w", err)
+		return rawResponse{}, fmt.Errorf("build request: %w", withoutURL(err))
 	}
 	for name, values := range header {
 		req.Header[name] = values // DingTalk documents lower-case names; keep them as given
@@ -265,11 +352,7 @@ func (c *Client) roundTrip(ctx context.Context, method, rawURL string, header ht
 // up (ctx cancelled: the browser went away) is not DingTalk's fault and stays a plain
 // context.Canceled.
 func (c *Client) transportError(ctx, callCtx context.Context, err error) error {
-	// *url.Error repeats the URL, and the oapi flows carry tokens in the query.
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) {
-		err = urlErr.Err
-	}
+	err = withoutURL(err)
 	switch {
 	case errors.Is(ctx.Err(), context.Canceled):
 		return fmt.Errorf("caller gave up: %w", ctx.Err())
@@ -279,4 +362,14 @@ func (c *Client) transportError(ctx, callCtx context.Context, err error) error {
 		return fmt.Errorf("%w: no answer in time (timeout %s): %w", upstream.ErrUnavailable, c.timeout, context.DeadlineExceeded)
 	}
 	return fmt.Errorf("%w: %w", upstream.ErrUnavailable, err)
+}
+
+// withoutURL drops the URL a *url.Error repeats: the oapi calls carry the app token,
+// the app secret or a signature in the query.
+func withoutURL(err error) error {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		return urlErr.Err
+	}
+	return err
 }

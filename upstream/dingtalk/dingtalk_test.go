@@ -1,14 +1,19 @@
 package dingtalk_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,10 +25,18 @@ import (
 )
 
 const (
+	// testClientID is an internal app of the demo organisation: it logs people in
+	// (oauth2) and, by default, reads the directory.
 	testClientID = "dingq8xzlmtestapp"
 	testSecret   = "S3cr3t-must-never-show-9f8e7d6c5b4a"
-	testCallback = "https://sso.example.com/callback/dingtalk"
-	testState    = "st4te-xyz"
+	// snsAppID is a legacy login app (old platform): sns mode, no organisation.
+	snsAppID     = "dingoa7legacysnsapp"
+	snsAppSecret = "Sns-S3cr3t-never-shown-1a2b3c4d5e"
+	// corpAppKey is a second internal app of the demo organisation, for sns mode.
+	corpAppKey    = "dingcorpdirectoryapp"
+	corpAppSecret = "C0rp-S3cr3t-never-shown-6f7e8d9c0b"
+	testCallback  = "https://sso.example.com/callback/dingtalk"
+	testState     = "st4te-xyz"
 )
 
 // The demo users, by what they have.
@@ -37,21 +50,33 @@ type env struct {
 	t    *testing.T
 	fake *dingtalktest.Server
 	conn *dingtalk.Connector
-	// leakable is everything that must never appear in an error string.
+	cfg  dingtalk.Config // what conn was made from
+	// leakable is everything that must never appear in an error string, besides
+	// what wire saw.
 	leakable []string
+	wire     *wireRecorder
 }
 
 func newEnv(t *testing.T, fakeCfg dingtalktest.Config, adjust ...func(*dingtalk.Config)) *env {
 	t.Helper()
 	if fakeCfg.Apps == nil {
-		fakeCfg.Apps = []dingtalktest.App{{ClientID: testClientID, ClientSecret: testSecret, RedirectURIs: []string{testCallback}}}
+		fakeCfg.Apps = []dingtalktest.App{
+			{ClientID: testClientID, ClientSecret: testSecret, RedirectURIs: []string{testCallback}, CorpID: dingtalktest.DemoCorpID},
+			{ClientID: snsAppID, ClientSecret: snsAppSecret, RedirectURIs: []string{testCallback}},
+			{ClientID: corpAppKey, ClientSecret: corpAppSecret, CorpID: dingtalktest.DemoCorpID},
+		}
 	}
 	if fakeCfg.Users == nil {
 		fakeCfg.Users = dingtalktest.DemoUsers()
 	}
+	if fakeCfg.Corps == nil {
+		fakeCfg.Corps = []dingtalktest.Corp{dingtalktest.DemoCorp()}
+	}
 	fake := dingtalktest.NewServer(fakeCfg)
 	t.Cleanup(fake.Close)
-	cfg := dingtalk.Config{ClientID: testClientID, ClientSecret: testSecret, Endpoints: fake.Endpoints()}
+	wire := &wireRecorder{next: http.DefaultTransport}
+	cfg := dingtalk.Config{ClientID: testClientID, ClientSecret: testSecret, Endpoints: fake.Endpoints(),
+		HTTPClient: &http.Client{Transport: wire}}
 	for _, f := range adjust {
 		f(&cfg)
 	}
@@ -59,7 +84,8 @@ func newEnv(t *testing.T, fakeCfg dingtalktest.Config, adjust ...func(*dingtalk.
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return &env{t: t, fake: fake, conn: conn, leakable: []string{testSecret}}
+	return &env{t: t, fake: fake, conn: conn, cfg: cfg, wire: wire,
+		leakable: []string{testSecret, snsAppSecret, corpAppSecret}}
 }
 
 // login plays the browser: follows the login URL with the fake approving unionID
@@ -76,8 +102,10 @@ func (e *env) login(unionID string) *http.Request {
 	if err != nil {
 		e.t.Fatalf("redirect %q: %v", location, err)
 	}
-	if code := callback.Query().Get("authCode"); code != "" {
-		e.leakable = append(e.leakable, code)
+	for _, name := range []string{"authCode", "code"} {
+		if code := callback.Query().Get(name); code != "" {
+			e.leakable = append(e.leakable, code)
+		}
 	}
 	return httptest.NewRequest(http.MethodGet, location, nil)
 }
@@ -115,11 +143,79 @@ func (e *env) noLeak(err error) {
 	if err == nil {
 		return
 	}
-	for _, secret := range e.leakable {
+	for _, secret := range append(e.wire.seen(), e.leakable...) {
 		if strings.Contains(err.Error(), secret) {
 			e.t.Errorf("error %q contains the secret, code or token %q", err, secret)
 		}
 	}
+}
+
+// wireRecorder is the connector's transport in tests: it collects every secret,
+// token, code and signature that crosses the wire, in either direction, so that
+// noLeak can check errors for all of them.
+type wireRecorder struct {
+	next    http.RoundTripper
+	mu      sync.Mutex
+	secrets []string
+}
+
+// Where secrets travel: query parameters, JSON body fields, a header.
+var (
+	secretQuery    = []string{"access_token", "appsecret", "signature"}
+	secretSent     = []string{"code", "tmp_auth_code", "clientSecret", "refreshToken"}
+	secretAnswered = []string{"accessToken", "refreshToken", "access_token"}
+)
+
+func (w *wireRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	for _, name := range secretQuery {
+		w.add(req.URL.Query().Get(name))
+	}
+	w.add(req.Header.Get("x-acs-dingtalk-access-token"))
+	if req.Body != nil {
+		body, _ := io.ReadAll(req.Body)
+		req.Body.Close()
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		w.addFields(body, secretSent)
+	}
+	resp, err := w.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	w.addFields(body, secretAnswered)
+	return resp, err
+}
+
+func (w *wireRecorder) addFields(body []byte, secretFields []string) {
+	var fields map[string]any
+	if json.Unmarshal(body, &fields) != nil {
+		return
+	}
+	for _, name := range secretFields {
+		if v, ok := fields[name].(string); ok {
+			w.add(v)
+		}
+	}
+}
+
+func (w *wireRecorder) add(secret string) {
+	if len(secret) < 6 { // "", or too short to tell from ordinary text
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.secrets = append(w.secrets, secret)
+}
+
+func (w *wireRecorder) seen() []string {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.secrets)
 }
 
 func TestLoginURL(t *testing.T) {
@@ -222,13 +318,13 @@ func TestLoginReturnsTheIdentity(t *testing.T) {
 	}{
 		{"email and mobile, organisation asked", "openid corpid", lisi(), upstream.Identity{
 			UnionID: lisi().UnionID, OpenID: lisi().OpenID, CorpID: dingtalktest.DemoCorpID,
-			Nick: "李四", Email: "lisi@example.com", Phone: "+8613800138000",
+			Nick: "李四", Email: "lisi@example.com", Phone: "+8613800138000", Method: upstream.MethodOAuth2,
 		}},
 		{"organisation not asked", "openid", zhangsan(), upstream.Identity{
-			UnionID: zhangsan().UnionID, OpenID: zhangsan().OpenID, Nick: "张三", Email: "zhangsan@example.com",
+			UnionID: zhangsan().UnionID, OpenID: zhangsan().OpenID, Nick: "张三", Email: "zhangsan@example.com", Method: upstream.MethodOAuth2,
 		}},
 		{"no email, no mobile", "", wangwu(), upstream.Identity{
-			UnionID: wangwu().UnionID, OpenID: wangwu().OpenID, Nick: "王五",
+			UnionID: wangwu().UnionID, OpenID: wangwu().OpenID, Nick: "王五", Method: upstream.MethodOAuth2,
 		}},
 	}
 	for _, tt := range tests {
@@ -238,7 +334,7 @@ func TestLoginReturnsTheIdentity(t *testing.T) {
 			if err != nil {
 				t.Fatalf("HandleCallback: %v", err)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("identity = %+v\nwant       %+v", got, tt.want)
 			}
 		})
@@ -368,7 +464,11 @@ func TestUpstreamFailures(t *testing.T) {
 			e := newEnv(t, dingtalktest.Config{})
 			r := e.login(zhangsan().UnionID)
 			e.fake.Fail(tt.api, tt.failure)
-			_, err := e.callback(r)
+			// Throttling lasts (Times 0): the deadline ends the retries early.
+			ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+			defer cancel()
+			_, err := e.conn.HandleCallback(ctx, r)
+			e.noLeak(err)
 			assertSentinel(t, err, tt.want)
 			for _, want := range tt.wantText {
 				if !strings.Contains(err.Error(), want) {
@@ -384,7 +484,7 @@ func TestMissingPermissionTellsTheOperator(t *testing.T) {
 		ClientID: testClientID, ClientSecret: testSecret, RedirectURIs: []string{testCallback}, NoContactUserRead: true,
 	}}})
 	_, err := e.callback(e.login(zhangsan().UnionID))
-	assertSentinel(t, err, nil)
+	assertSentinel(t, err, upstream.ErrMisconfigured)
 	for _, want := range []string{"Forbidden.AccessDenied.AccessTokenPermissionDenied", "grant Contact.User.Read", "requestid "} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
@@ -523,12 +623,14 @@ func assertSentinel(t *testing.T, err, want error) {
 		t.Fatalf("err = nil, want an error (sentinel %v)", want)
 	}
 	t.Logf("error: %v", err) // go test -v shows what an operator would read
-	for _, sentinel := range []error{upstream.ErrAccessDenied, upstream.ErrUnavailable, upstream.ErrLoginExpired} {
+	for _, sentinel := range sentinels {
 		if got := errors.Is(err, sentinel); got != (sentinel == want) {
 			t.Errorf("errors.Is(%q, %q) = %v", err, sentinel, got)
 		}
 	}
 }
+
+var sentinels = []error{upstream.ErrAccessDenied, upstream.ErrUnavailable, upstream.ErrLoginExpired, upstream.ErrMisconfigured, upstream.ErrNotAllowed}
 
 // waitForGoroutines waits until no more goroutines run than before, which shows
 // the hanging request left nothing behind.

@@ -2,6 +2,7 @@ package dingtalk
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -17,7 +18,8 @@ import (
 // A body that is not a DingTalk error (a proxy's HTML page, the gateway's per-IP ban)
 // still becomes an APIError, with an Excerpt instead of a Code.
 //
-// errors.Is(err, upstream.ErrUnavailable) and upstream.ErrLoginExpired work on it (see Unwrap).
+// errors.Is(err, upstream.ErrUnavailable), upstream.ErrLoginExpired and
+// upstream.ErrMisconfigured work on it (see Unwrap).
 type APIError struct {
 	HTTPStatus int
 	Code       string
@@ -70,7 +72,8 @@ func (e *APIError) Error() string {
 }
 
 // Unwrap maps the answer onto the sentinel the server acts on, or nil when the error
-// is neither transient nor an expired login (a configuration problem, a bug).
+// is none of transient, an expired login or a configuration the operator must fix
+// (a bug, or a refusal DingTalk does not document).
 func (e *APIError) Unwrap() error {
 	switch {
 	case e.IPThrottled,
@@ -81,6 +84,8 @@ func (e *APIError) Unwrap() error {
 		return upstream.ErrUnavailable
 	case e.Code == codeAuthCodeNotFound:
 		return upstream.ErrLoginExpired
+	case e.Code == codePermissionDenied, e.Code == codeIPNotInWhiteList:
+		return upstream.ErrMisconfigured
 	}
 	return nil
 }
@@ -105,20 +110,37 @@ func (e *APIError) operatorHint() string {
 // non-zero errcode in the body. The gateway wraps many errors as errcode 88 with the
 // real code, a string, in sub_code:
 // {"errcode":88,"sub_code":"40014","sub_msg":"不合法的access_token","errmsg":"…","request_id":"…"}.
+//
+// errors.Is(err, upstream.ErrUnavailable), upstream.ErrLoginExpired and
+// upstream.ErrMisconfigured work on it (see Unwrap).
 type OAPIError struct {
 	ErrCode   int
 	ErrMsg    string
 	SubCode   string
 	SubMsg    string
 	RequestID string
+	// Permission is what the called API needs (e.g. qyapi_get_member), named in the
+	// operator's hint when DingTalk says the app lacks a permission.
+	Permission string
 }
 
 // oapi errcodes the connectors act on.
 const (
-	oapiGatewayWrapped = 88
-	oapiBusy           = -1
-	oapiAuthCodeGone   = 40078 // 不存在的临时授权码: unknown or used temporary code
-	oapiIPNotAllowed   = 60020
+	oapiGatewayWrapped  = 88
+	oapiBusy            = -1
+	oapiBadAppToken     = 40014 // 不合法的access_token
+	oapiAppTokenExpired = 42001 // access_token超时
+	oapiAuthCodeGone    = 40078 // 不存在的临时授权码: unknown or used temporary code
+	oapiBadAppKey       = 40089 // 不合法的corpid或corpsecret, at gettoken
+	oapiNeedsAuth       = 43007 // 需要授权: the app lacks a permission
+	oapiNoPermission    = 60011 // 管理员权限不足 / 没有调用该接口的权限
+	oapiIPNotAllowed    = 60020
+	oapiUserNotFound    = 60121 // 找不到该用户: not in the organisation
+	// sns/getuserinfo_bycode refusing the request's signature (shared/dingtalk-api.md §3.4).
+	oapiSNSBadTimestamp = 853001
+	oapiSNSClockSkew    = 853002
+	oapiSNSBadAccessKey = 853003
+	oapiSNSBadSignature = 853004
 )
 
 // isOAPIRateLimited reports the throttling codes: platform-wide (90002), per corp per
@@ -144,10 +166,35 @@ func (e *OAPIError) Error() string {
 	if e.RequestID != "" {
 		fmt.Fprintf(&b, " (request_id %s)", e.RequestID)
 	}
-	if e.code() == oapiIPNotAllowed {
-		b.WriteString("; add this server's outgoing IP address to the DingTalk app's server IP whitelist")
+	if hint := e.operatorHint(); hint != "" {
+		b.WriteString("; ")
+		b.WriteString(hint)
 	}
 	return b.String()
+}
+
+// operatorHint says what the operator must change when retrying cannot help.
+func (e *OAPIError) operatorHint() string {
+	switch e.code() {
+	case oapiIPNotAllowed:
+		return "add this server's outgoing IP address to the DingTalk app's server IP whitelist"
+	case oapiNoPermission, oapiNeedsAuth:
+		if e.Permission == "" {
+			return "the DingTalk app lacks a permission for this API: grant it in the DingTalk developer console, then publish the app"
+		}
+		return "the DingTalk app lacks the " + e.Permission + " permission: grant it in the DingTalk developer console, then publish the app"
+	case oapiBadAppKey:
+		return "DingTalk refused the app key or secret: check CorpAppKey and CorpAppSecret (in oauth2 mode they default to ClientID and ClientSecret)"
+	case oapiSNSBadTimestamp:
+		return "DingTalk refused the request's timestamp: check this server's clock"
+	case oapiSNSClockSkew:
+		return "this server's clock is more than a minute off DingTalk's: fix its time synchronisation (NTP)"
+	case oapiSNSBadAccessKey:
+		return "DingTalk knows no app with this appid: check ClientID (the legacy login app's appid)"
+	case oapiSNSBadSignature:
+		return "DingTalk refused the signature: ClientSecret is not the legacy login app's appSecret"
+	}
+	return ""
 }
 
 // code is the errcode that says what happened: sub_code when the gateway wrapped it.
@@ -167,8 +214,27 @@ func (e *OAPIError) Unwrap() error {
 		return upstream.ErrUnavailable
 	case code == oapiAuthCodeGone:
 		return upstream.ErrLoginExpired
+	case code == oapiIPNotAllowed, code == oapiNoPermission, code == oapiNeedsAuth, code == oapiBadAppKey,
+		code >= oapiSNSBadTimestamp && code <= oapiSNSBadSignature:
+		return upstream.ErrMisconfigured
 	}
 	return nil
+}
+
+// appTokenRejected reports an answer saying the app access token is invalid or expired.
+func appTokenRejected(err error) bool {
+	var oapiErr *OAPIError
+	if !errors.As(err, &oapiErr) {
+		return false
+	}
+	code := oapiErr.code()
+	return code == oapiBadAppToken || code == oapiAppTokenExpired
+}
+
+// hasOAPICode reports an *OAPIError in err's chain with this code (sub_code when wrapped).
+func hasOAPICode(err error, code int) bool {
+	var oapiErr *OAPIError
+	return errors.As(err, &oapiErr) && oapiErr.code() == code
 }
 
 // rawResponse is one HTTP answer, read in full (up to maxResponseBytes).

@@ -22,8 +22,8 @@ func TestAPIErrorClassification(t *testing.T) {
 		{APIError{HTTPStatus: 500, Code: "InternalError"}, upstream.ErrUnavailable},
 		{APIError{HTTPStatus: 504, Excerpt: "<html>"}, upstream.ErrUnavailable},
 		{APIError{HTTPStatus: 200, IPThrottled: true}, upstream.ErrUnavailable},
-		{APIError{HTTPStatus: 403, Code: "Forbidden.AccessDenied.AccessTokenPermissionDenied"}, nil},
-		{APIError{HTTPStatus: 403, Code: "Forbidden.AccessDenied.IpNotInWhiteList"}, nil},
+		{APIError{HTTPStatus: 403, Code: "Forbidden.AccessDenied.AccessTokenPermissionDenied"}, upstream.ErrMisconfigured},
+		{APIError{HTTPStatus: 403, Code: "Forbidden.AccessDenied.IpNotInWhiteList"}, upstream.ErrMisconfigured},
 		{APIError{HTTPStatus: 400, Code: "InvalidAuthentication"}, nil},
 		{APIError{HTTPStatus: 404, Code: "InvalidAction.NotFound"}, nil},
 	}
@@ -232,7 +232,7 @@ func TestEndpointsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Endpoints{Login: DefaultLoginURL, API: "http://127.0.0.1:8080", OAPI: DefaultOAPIURL}
+	want := Endpoints{Login: DefaultLoginURL, API: "http://127.0.0.1:8080", OAPI: DefaultOAPIURL, JSAPI: DefaultJSAPIURL}
 	if got != want {
 		t.Errorf("withDefaults = %+v, want %+v", got, want)
 	}
