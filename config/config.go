@@ -67,7 +67,9 @@ type Connector struct {
 	Type string `yaml:"type"`
 	// Name is shown on the login page. Default "钉钉".
 	Name string `yaml:"name"`
-	// Mode is the DingTalk login flow: "oauth2" (default). "sns" and "inapp" are planned.
+	// Mode is the DingTalk login flow: "oauth2" (default; login.dingtalk.com) or
+	// "sns" (the legacy scan login, for apps made on the old platform). Inside the
+	// DingTalk client, a connector with a corpID logs people in without a page (免登).
 	Mode string `yaml:"mode"`
 	// ClientID is the DingTalk app's Client ID (AppKey).
 	ClientID string `yaml:"clientID"`
@@ -75,10 +77,22 @@ type Connector struct {
 	// holds the secret whether it was given inline or through ClientSecretFile.
 	ClientSecret     string `yaml:"clientSecret"`
 	ClientSecretFile string `yaml:"clientSecretFile"`
-	// CorpID is the organisation, for the in-app flow and corp claims. Optional.
+	// CorpID is the organisation of a corp-internal app: it turns on the in-app
+	// login, the directory (corp claims, groups) and requireMembership. Optional.
 	CorpID string `yaml:"corpID"`
-	// AllowedCorpIDs, when not empty, admits only members of these organisations.
+	// CorpAppKey and CorpAppSecret are an internal app of CorpID, for DingTalk's
+	// app access token. Default in oauth2 mode: clientID and clientSecret; sns
+	// mode needs them for anything corp-related.
+	CorpAppKey        string `yaml:"corpAppKey"`
+	CorpAppSecret     string `yaml:"corpAppSecret"`
+	CorpAppSecretFile string `yaml:"corpAppSecretFile"`
+	// AllowedCorpIDs, when not empty, admits only people who log in with one of
+	// these organisations (oauth2 mode: the login asks for "openid corpid").
 	AllowedCorpIDs []string `yaml:"allowedCorpIDs"`
+	// RequireMembership admits only people in CorpID's directory.
+	RequireMembership bool `yaml:"requireMembership"`
+	// DirectoryCacheTTL is how long department names are kept. Default 10m.
+	DirectoryCacheTTL Duration `yaml:"directoryCacheTTL"`
 	// Scope is sent to DingTalk's authorize endpoint. Default "openid".
 	Scope     string    `yaml:"scope"`
 	Endpoints Endpoints `yaml:"endpoints"`
@@ -92,6 +106,8 @@ type Endpoints struct {
 	Login string `yaml:"login"` // default https://login.dingtalk.com
 	API   string `yaml:"api"`   // default https://api.dingtalk.com
 	OAPI  string `yaml:"oapi"`  // default https://oapi.dingtalk.com
+	// JSAPI is DingTalk's JavaScript API, loaded by the in-app login page.
+	JSAPI string `yaml:"jsapi"` // default https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js
 }
 
 // Claims says how a DingTalk identity becomes token claims.
@@ -101,9 +117,12 @@ type Claims struct {
 	// EmailVerified is what "email_verified" says. Default false: dingbridge cannot
 	// know whether DingTalk checked the address.
 	EmailVerified bool `yaml:"emailVerified"`
-	// Groups will say what "groups" holds (department names, ids or paths); no
-	// groups claim is issued yet, so any value is refused.
+	// Groups says how the groups claim names departments: "name" (default),
+	// "id", or "path" (研发部/后端组).
 	Groups string `yaml:"groups"`
+	// OrgEmailAsEmail releases the organisation's address (org_email) as email,
+	// with email_verified true, where the directory has one.
+	OrgEmailAsEmail bool `yaml:"orgEmailAsEmail"`
 }
 
 // StaticClient is an OAuth client declared in the file rather than through the CLI.

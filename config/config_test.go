@@ -90,10 +90,12 @@ func TestMinimalConfigGetsAllDefaults(t *testing.T) {
 				Login: "https://login.dingtalk.com",
 				API:   "https://api.dingtalk.com",
 				OAPI:  "https://oapi.dingtalk.com",
+				JSAPI: "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js",
 			},
-			Timeout: Duration(10 * time.Second),
+			Timeout:           Duration(10 * time.Second),
+			DirectoryCacheTTL: Duration(10 * time.Minute),
 		}},
-		Claims: Claims{Subject: "unionid", EmailVerified: false},
+		Claims: Claims{Subject: "unionid", EmailVerified: false, Groups: "name"},
 		Expiry: Expiry{
 			IDToken:              Duration(time.Hour),
 			AccessToken:          Duration(time.Hour),
@@ -150,11 +152,12 @@ logging: {level: debug, format: json}
 	if k.Name != "Acme" || k.CorpID != "dingcorp" || k.Scope != "openid corpid" || k.Timeout != Duration(3*time.Second) {
 		t.Errorf("connector = %+v", k)
 	}
-	wantEndpoints := Endpoints{Login: "http://127.0.0.1:9000", API: "http://127.0.0.1:9000/api", OAPI: "http://127.0.0.1:9000/oapi"}
+	wantEndpoints := Endpoints{Login: "http://127.0.0.1:9000", API: "http://127.0.0.1:9000/api", OAPI: "http://127.0.0.1:9000/oapi",
+		JSAPI: "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js"}
 	if k.Endpoints != wantEndpoints {
 		t.Errorf("Endpoints = %+v, want %+v (trailing slashes stripped)", k.Endpoints, wantEndpoints)
 	}
-	if c.Claims != (Claims{Subject: "userid", EmailVerified: true}) {
+	if c.Claims != (Claims{Subject: "userid", EmailVerified: true, Groups: "name"}) {
 		t.Errorf("Claims = %+v", c.Claims)
 	}
 	if s := c.StaticClients[0]; s.Name != "app" || s.Secret != "s" || s.Public {
@@ -262,8 +265,20 @@ connectors:
 			t.Errorf("got:\n%s\nwant:\n%s", got, want)
 		}
 	})
-	t.Run("an access policy this version cannot enforce is refused, not ignored", func(t *testing.T) {
-		wantErr(t, withConnector("    allowedCorpIDs: [dingcorp]\n"), nil, "connectors[0].allowedCorpIDs is not enforced by this version yet")
+	t.Run("an access policy that cannot be enforced is refused, not ignored", func(t *testing.T) {
+		wantErr(t, withConnector("    mode: sns\n    allowedCorpIDs: [dingcorp]\n"), nil, "connectors[0].allowedCorpIDs cannot be enforced in sns mode")
+		wantErr(t, withConnector("    requireMembership: true\n"), nil, "connectors[0].requireMembership needs corpID")
+		wantErr(t, withConnector("    corpID: dingA\n    allowedCorpIDs: [dingB]\n"), nil, "connectors[0].allowedCorpIDs does not contain corpID dingA")
+		wantErr(t, withConnector("    mode: sns\n    corpID: dingA\n"), nil, "connectors[0].corpAppKey is empty: a legacy sns app cannot read corpID's directory")
+		wantErr(t, withConnector("    corpID: dingA\n    corpAppKey: k\n"), nil, "connectors[0].corpAppKey and corpAppSecret go together")
+	})
+	t.Run("corp settings and policy are kept", func(t *testing.T) {
+		c := mustParse(t, withConnector("    mode: sns\n    corpID: dingA\n    corpAppKey: k\n    corpAppSecret: $CORP_SECRET\n    requireMembership: true\n    directoryCacheTTL: 1m\n"),
+			map[string]string{"CORP_SECRET": "corp-secret"})
+		k := c.Connectors[0]
+		if k.Mode != "sns" || k.CorpAppKey != "k" || k.CorpAppSecret != "corp-secret" || !k.RequireMembership || k.DirectoryCacheTTL != Duration(time.Minute) {
+			t.Errorf("connector = %+v", k)
+		}
 	})
 	t.Run("a malformed reference", func(t *testing.T) {
 		wantErr(t, withConnector("    name: ${NAME\n"), nil, "line 7: connectors[0].name has a ${ that does not enclose a variable name and }")
@@ -393,9 +408,8 @@ func TestValidation(t *testing.T) {
 		{"connector id with capitals", strings.Replace(minimal, "id: dingtalk", "id: DingTalk", 1), `line 4: connectors[0].id "DingTalk" may only contain a-z, 0-9 and -`},
 		{"connector id twice", minimal + "  - {id: dingtalk, clientID: b, clientSecret: c}\n", `line 7: connectors[1].id "dingtalk" is used twice`},
 		{"connector type", withConnector("    type: github\n"), `connectors[0].type "github" is not supported: use dingtalk`},
-		{"connector mode sns", withConnector("    mode: sns\n"), `connectors[0].mode "sns" is not available yet: use oauth2 (sns and inapp are planned)`},
-		{"connector mode inapp", withConnector("    mode: inapp\n"), `connectors[0].mode "inapp" is not available yet`},
-		{"connector mode unknown", withConnector("    mode: qr\n"), `connectors[0].mode "qr" is unknown: use oauth2`},
+		{"connector mode inapp", withConnector("    mode: inapp\n"), `connectors[0].mode inapp does not exist: the in-app login (免登) needs no mode; set corpID`},
+		{"connector mode unknown", withConnector("    mode: qr\n"), `connectors[0].mode "qr" is unknown: use oauth2 (the default) or sns`},
 		{"connector client id", strings.Replace(minimal, "    clientID: app-key\n", "", 1),
 			"connectors[0].clientID is empty: set it to the DingTalk app's Client ID (AppKey)"},
 		{"connector endpoint", withConnector("    endpoints: {api: api.dingtalk.com}\n"),
@@ -404,7 +418,9 @@ func TestValidation(t *testing.T) {
 		{"connector timeout too long", withConnector("    timeout: 61s\n"), "connectors[0].timeout 1m1s is too long: at most 1m0s"},
 		// claims
 		{"subject", minimal + "claims: {subject: email}\n", `claims.subject "email" is unknown: use unionid (the default), openid or userid`},
-		{"groups are refused until they are issued", minimal + "claims: {groups: names}\n", `claims.groups is not available in this version yet`},
+		{"several connectors need unionid subjects", minimal + "  - {id: second, clientID: b, clientSecret: s}\nclaims: {subject: userid}\n",
+			"claims.subject userid is only unique within one DingTalk app or organisation: with several connectors use unionid"},
+		{"groups format", minimal + "claims: {groups: names}\n", `claims.groups "names" is unknown: use name (the default), id or path`},
 		// static clients
 		{"client id missing", minimal + "staticClients: [{secret: s, redirectURIs: [https://a.example.com/cb]}]\n",
 			"staticClients[0].id is empty: set it to the client_id the app sends"},
@@ -540,7 +556,7 @@ logging: {level: info, fromat: json}
 `, nil)
 	for _, want := range []string{
 		"line 7: connectors[0].clientSecert is not a known key; did you mean clientSecret?",
-		"line 8: connectors[0].colour is not a known key; the keys here are allowedCorpIDs, clientID, clientSecret, clientSecretFile, corpID, endpoints, id, mode, name, scope, timeout, type",
+		"line 8: connectors[0].colour is not a known key; the keys here are allowedCorpIDs, clientID, clientSecret, clientSecretFile, corpAppKey, corpAppSecret, corpAppSecretFile, corpID, directoryCacheTTL, endpoints, id, mode, name, requireMembership, scope, timeout, type",
 		"line 9: logging.fromat is not a known key; did you mean format?",
 	} {
 		if !strings.Contains(got, want) {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ const (
 	defaultLoginURL      = "https://login.dingtalk.com"
 	defaultAPIURL        = "https://api.dingtalk.com"
 	defaultOAPIURL       = "https://oapi.dingtalk.com"
+	defaultJSAPIURL      = "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js"
 	defaultTimeout       = 10 * time.Second
 	maxTimeout           = 60 * time.Second
 	maxAuthCode          = 10 * time.Minute
@@ -64,9 +66,14 @@ func (l *loader) validate(c *Config) {
 	if !oneOf(c.Claims.Subject, "unionid", "openid", "userid") {
 		l.add("claims.subject", "claims.subject %q is unknown: use unionid (the default), openid or userid", c.Claims.Subject)
 	}
-	// Refused rather than ignored, like allowedCorpIDs: no groups claim is issued yet.
-	if c.Claims.Groups != "" {
-		l.add("claims.groups", "claims.groups is not available in this version yet: remove it (groups from DingTalk departments are planned)")
+	setDefault(&c.Claims.Groups, "name")
+	if !oneOf(c.Claims.Groups, "name", "id", "path") {
+		l.add("claims.groups", "claims.groups %q is unknown: use name (the default), id or path", c.Claims.Groups)
+	}
+	// openid is unique within one app and userid within one organisation; only
+	// unionid keeps sub unique when people arrive through several connectors.
+	if len(c.Connectors) > 1 && c.Claims.Subject != "unionid" {
+		l.add("claims.subject", "claims.subject %s is only unique within one DingTalk app or organisation: with several connectors use unionid", c.Claims.Subject)
 	}
 
 	seen = map[string]bool{}
@@ -151,11 +158,11 @@ func (l *loader) connector(c *Connector, key string, seen map[string]bool) {
 	setDefault(&c.Name, defaultConnectorName)
 	setDefault(&c.Mode, "oauth2")
 	switch c.Mode {
-	case "oauth2":
-	case "sns", "inapp":
-		l.add(key+".mode", "%s.mode %q is not available yet: use oauth2 (sns and inapp are planned)", key, c.Mode)
+	case "oauth2", "sns":
+	case "inapp":
+		l.add(key+".mode", "%s.mode inapp does not exist: the in-app login (免登) needs no mode; set corpID on an oauth2 connector", key)
 	default:
-		l.add(key+".mode", "%s.mode %q is unknown: use oauth2 (sns and inapp are planned)", key, c.Mode)
+		l.add(key+".mode", "%s.mode %q is unknown: use oauth2 (the default) or sns (the legacy scan login)", key, c.Mode)
 	}
 
 	if c.ClientID == "" {
@@ -166,11 +173,36 @@ func (l *loader) connector(c *Connector, key string, seen map[string]bool) {
 		source{key: "clientSecretFile", value: c.ClientSecretFile, read: (*loader).readFile},
 	)
 
-	// Refused rather than ignored: an access policy that is silently not enforced
-	// would let in the people it names as kept out.
-	if len(c.AllowedCorpIDs) > 0 {
-		l.add(key+".allowedCorpIDs", "%s.allowedCorpIDs is not enforced by this version yet: remove it (corp access policy is planned)", key)
+	if c.CorpAppSecret != "" || c.CorpAppSecretFile != "" {
+		c.CorpAppSecret = l.secret(key, false, "",
+			source{key: "corpAppSecret", value: c.CorpAppSecret},
+			source{key: "corpAppSecretFile", value: c.CorpAppSecretFile, read: (*loader).readFile},
+		)
 	}
+	if (c.CorpAppKey == "") != (c.CorpAppSecret == "") {
+		l.add(key+".corpAppKey", "%s.corpAppKey and corpAppSecret go together: set both (an internal app of corpID) or neither", key)
+	}
+	if c.CorpAppKey != "" && c.CorpID == "" {
+		l.add(key+".corpID", "%s.corpID is empty but corpAppKey is set: set corpID to the organisation the internal app belongs to", key)
+	}
+	if c.Mode == "sns" && c.CorpID != "" && c.CorpAppKey == "" {
+		l.add(key+".corpAppKey", "%s.corpAppKey is empty: a legacy sns app cannot read corpID's directory; set corpAppKey and corpAppSecret of an internal app, or remove corpID", key)
+	}
+	// An access policy that cannot be enforced is refused, never ignored: it
+	// would let in the people it names as kept out.
+	if len(c.AllowedCorpIDs) > 0 && c.Mode == "sns" {
+		l.add(key+".allowedCorpIDs", "%s.allowedCorpIDs cannot be enforced in sns mode (the legacy login names no organisation): use corpID with requireMembership: true", key)
+	}
+	if len(c.AllowedCorpIDs) > 0 && c.CorpID != "" && !slices.Contains(c.AllowedCorpIDs, c.CorpID) {
+		l.add(key+".allowedCorpIDs", "%s.allowedCorpIDs does not contain corpID %s: the in-app login would refuse everyone; add it", key, c.CorpID)
+	}
+	if c.RequireMembership && c.CorpID == "" {
+		l.add(key+".requireMembership", "%s.requireMembership needs corpID: set the organisation whose members may log in", key)
+	}
+	if !l.given[key+".directoryCacheTTL"] {
+		c.DirectoryCacheTTL = Duration(10 * time.Minute)
+	}
+	l.duration(key+".directoryCacheTTL", c.DirectoryCacheTTL, 24*time.Hour, "department changes should show within a day")
 	setDefault(&c.Scope, defaultScope)
 
 	for _, e := range []struct {
@@ -180,6 +212,7 @@ func (l *loader) connector(c *Connector, key string, seen map[string]bool) {
 		{"login", defaultLoginURL, &c.Endpoints.Login},
 		{"api", defaultAPIURL, &c.Endpoints.API},
 		{"oapi", defaultOAPIURL, &c.Endpoints.OAPI},
+		{"jsapi", defaultJSAPIURL, &c.Endpoints.JSAPI},
 	} {
 		setDefault(e.value, e.def)
 		*e.value = strings.TrimSuffix(*e.value, "/")

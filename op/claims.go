@@ -46,15 +46,40 @@ func (c ClaimsPolicy) setUserinfo(info *oidc.UserInfo, u storage.User, scopes []
 		info.PreferredUsername = u.Nick
 		info.Picture = u.AvatarURL
 	}
-	if slices.Contains(scopes, oidc.ScopeEmail) && u.Email != "" {
-		info.Email = u.Email
-		info.EmailVerified = oidc.Bool(c.EmailVerified)
-		// zitadel omits a false email_verified; say it, so an RP never assumes.
-		info.AppendClaims("email_verified", c.EmailVerified)
+	if slices.Contains(scopes, oidc.ScopeEmail) {
+		switch {
+		case c.OrgEmailAsEmail && u.OrgEmail != "":
+			// The organisation gave this address to its member: it is theirs.
+			info.Email = u.OrgEmail
+			info.EmailVerified = oidc.Bool(true)
+		case u.Email != "":
+			info.Email = u.Email
+			info.EmailVerified = oidc.Bool(c.EmailVerified)
+			// zitadel omits a false email_verified; say it, so an RP never assumes.
+			info.AppendClaims("email_verified", c.EmailVerified)
+		}
 	}
 	if slices.Contains(scopes, oidc.ScopePhone) && u.Phone != "" {
 		info.PhoneNumber = u.Phone
 		// DingTalk accounts are registered with a mobile number confirmed by SMS.
 		info.PhoneNumberVerified = true
 	}
+	if slices.Contains(scopes, ScopeGroups) {
+		// What the organisation's directory says; absent when the connector reads none.
+		for _, claim := range []struct{ name, value string }{
+			{"corp_id", u.CorpID}, {"userid", u.UserID}, {"title", u.Title},
+			{"job_number", u.JobNumber}, {"org_email", u.OrgEmail},
+		} {
+			if claim.value != "" {
+				info.AppendClaims(claim.name, claim.value)
+			}
+		}
+		if u.Groups != nil {
+			info.AppendClaims("groups", u.Groups)
+		}
+	}
 }
+
+// ScopeGroups releases the organisation claims: corp_id, userid, title,
+// job_number, org_email and groups (the person's departments).
+const ScopeGroups = "groups"

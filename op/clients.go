@@ -88,7 +88,12 @@ func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
 func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 	return func(scopes []string) []string { return scopes }
 }
-func (c *client) IsScopeAllowed(scope string) bool { return slices.Contains(c.Scopes, scope) }
+
+// IsScopeAllowed admits non-standard scopes: groups for every client, others
+// only where the client was registered with them.
+func (c *client) IsScopeAllowed(scope string) bool {
+	return scope == ScopeGroups || slices.Contains(c.Scopes, scope)
+}
 
 // IDTokenUserinfoClaimsAssertion is true so that the id_token carries the same
 // profile claims as userinfo: many RPs (Grafana, oauth2-proxy) read only one of them.

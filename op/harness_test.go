@@ -71,6 +71,10 @@ type envOptions struct {
 	backchannelLogoutURI string
 	// logger replaces the test logger (a test that reads what is logged).
 	logger *slog.Logger
+	// connector adjusts the first connector (mode, corp, policy).
+	connector func(*dingtalk.Config)
+	// claims is the provider's claims policy.
+	claims op.ClaimsPolicy
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -94,10 +98,11 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		users := dingtalktest.DemoUsers()
 		e.dingtalk = dingtalktest.NewServer(dingtalktest.Config{
 			Apps: []dingtalktest.App{
-				{ClientID: dtClientID, ClientSecret: dtSecret, RedirectURIs: []string{e.issuer + "/callback/dingtalk"}},
+				{ClientID: dtClientID, ClientSecret: dtSecret, RedirectURIs: []string{e.issuer + "/callback/dingtalk"}, CorpID: dingtalktest.DemoCorpID},
 				{ClientID: dtClientID + "-b", ClientSecret: dtSecret + "-b", RedirectURIs: []string{e.issuer + "/callback/second-org"}},
 			},
 			Users: users,
+			Corps: []dingtalktest.Corp{dingtalktest.DemoCorp()},
 		})
 		t.Cleanup(e.dingtalk.Close)
 	}
@@ -130,9 +135,13 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		if i > 0 {
 			clientID, secret = dtClientID+"-b", dtSecret+"-b"
 		}
-		connectors[i].Connector, err = dingtalk.New(dingtalk.Config{
+		cfg := dingtalk.Config{
 			ClientID: clientID, ClientSecret: secret, Timeout: timeout, Endpoints: e.dingtalk.Endpoints(),
-		})
+		}
+		if i == 0 && opts.connector != nil {
+			opts.connector(&cfg)
+		}
+		connectors[i].Connector, err = dingtalk.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,6 +164,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		},
 		Lifetimes: opts.lifetimes,
 		RateLimit: opts.rateLimit,
+		Claims:    opts.claims,
 		Logger:    logger,
 	})
 	if err != nil {
@@ -304,7 +314,7 @@ func (b *browser) submit(action string, fields url.Values) (*http.Response, stri
 }
 
 var (
-	formActionRe  = regexp.MustCompile(`<form method="post" action="([^"]*)"`)
+	formActionRe  = regexp.MustCompile(`<form [^>]*action="([^"]*)"`)
 	hiddenInputRe = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)">`)
 	textInputRe   = regexp.MustCompile(`<input type="text" id="[^"]*" name="([^"]*)" value="([^"]*)"`)
 )

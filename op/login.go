@@ -49,6 +49,11 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		conn, ok = p.connectors[0], true
 	}
 	if !ok {
+		// Inside the DingTalk client a QR code makes no sense: if exactly one
+		// connector can log the person in there, it is the one.
+		conn, ok = p.onlyInAppConnector(r)
+	}
+	if !ok {
 		v := &pageView{page: pageChooseConnector}
 		for _, c := range p.connectors {
 			v.choices = append(v.choices, link{Label: c.Name, URL: p.loginURL(a.ID, c.ID)})
@@ -74,51 +79,70 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		p.serverError(w, r, "build upstream login URL", err)
 		return
 	}
+	if in, ok := conn.Connector.(upstream.InAppConnector); ok {
+		if page, ok := in.InAppLogin(r); ok {
+			p.renderInApp(w, r, conn, state, target, page)
+			return
+		}
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusFound)
 }
 
 // callback receives the person back from DingTalk.
 func (p *Provider) callback(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	conn, ok := p.connector(chi.URLParam(r, "connector"))
-	if !ok {
-		p.render(w, r, &pageView{page: pageNotFound, status: http.StatusNotFound})
-		return
-	}
-	state := r.URL.Query().Get("state")
-	if state == "" {
-		p.render(w, r, &pageView{page: pageStateInvalid, status: http.StatusBadRequest, detail: "state is missing"})
-		return
-	}
-	st, err := p.store.ConsumeUpstreamState(ctx, hashToken(state))
-	if errors.Is(err, storage.ErrNotFound) {
-		p.log.InfoContext(ctx, "callback: unknown, used or expired state", "connector", conn.ID)
-		p.render(w, r, &pageView{page: pageStateInvalid, status: http.StatusBadRequest})
-		return
-	}
-	if err != nil {
-		p.serverError(w, r, "consume upstream state", err)
-		return
-	}
-	if st.ConnectorID != conn.ID || !p.sameBrowser(r, st.BrowserBinding) {
-		p.log.WarnContext(ctx, "security: callback state not bound to this browser or connector (possible login CSRF)",
-			"connector", conn.ID, "authRequest", st.AuthRequestID)
-		p.render(w, r, &pageView{page: pageStateInvalid, status: http.StatusBadRequest})
-		return
-	}
-	a, ok := p.pendingAuthRequest(w, r, st.AuthRequestID)
+	conn, a, ok := p.returningLogin(w, r, r.URL.Query().Get("state"))
 	if !ok {
 		return
 	}
-
-	upstreamCtx, cancel := context.WithTimeout(ctx, p.lifetimes.UpstreamLogin)
-	id, err := conn.Connector.HandleCallback(upstreamCtx, r)
+	ctx, cancel := context.WithTimeout(r.Context(), p.lifetimes.UpstreamLogin)
+	id, err := conn.Connector.HandleCallback(ctx, r)
 	cancel()
 	if err != nil {
 		p.upstreamFailed(w, r, a, conn, err)
 		return
 	}
+	p.loggedInUpstream(w, r, a, conn, id)
+}
+
+// returningLogin checks the state a person comes back with from an upstream
+// login: known, unused, minted for this connector and in this browser. It
+// returns the auth request the login is for.
+func (p *Provider) returningLogin(w http.ResponseWriter, r *http.Request, state string) (Connector, storage.AuthRequest, bool) {
+	ctx := r.Context()
+	conn, ok := p.connector(chi.URLParam(r, "connector"))
+	if !ok {
+		p.render(w, r, &pageView{page: pageNotFound, status: http.StatusNotFound})
+		return conn, storage.AuthRequest{}, false
+	}
+	if state == "" {
+		p.render(w, r, &pageView{page: pageStateInvalid, status: http.StatusBadRequest, detail: "state is missing"})
+		return conn, storage.AuthRequest{}, false
+	}
+	st, err := p.store.ConsumeUpstreamState(ctx, hashToken(state))
+	if errors.Is(err, storage.ErrNotFound) {
+		p.log.InfoContext(ctx, "callback: unknown, used or expired state", "connector", conn.ID)
+		p.render(w, r, &pageView{page: pageStateInvalid, status: http.StatusBadRequest})
+		return conn, storage.AuthRequest{}, false
+	}
+	if err != nil {
+		p.serverError(w, r, "consume upstream state", err)
+		return conn, storage.AuthRequest{}, false
+	}
+	if st.ConnectorID != conn.ID || !p.sameBrowser(r, st.BrowserBinding) {
+		p.log.WarnContext(ctx, "security: callback state not bound to this browser or connector (possible login CSRF)",
+			"connector", conn.ID, "authRequest", st.AuthRequestID)
+		p.render(w, r, &pageView{page: pageStateInvalid, status: http.StatusBadRequest})
+		return conn, storage.AuthRequest{}, false
+	}
+	a, ok := p.pendingAuthRequest(w, r, st.AuthRequestID)
+	return conn, a, ok
+}
+
+// loggedInUpstream records the person the connector vouched for, starts their
+// session and finishes the login.
+func (p *Provider) loggedInUpstream(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, conn Connector, id upstream.Identity) {
+	ctx := r.Context()
 	subject := p.claims.subjectOf(id)
 	if subject == "" || strings.Contains(subject, ":") {
 		// zitadel's opaque tokens separate token id and subject with ':'.
@@ -135,6 +159,7 @@ func (p *Provider) callback(w http.ResponseWriter, r *http.Request) {
 		}
 		u.ConnectorID, u.UnionID, u.OpenID, u.UserID, u.CorpID = conn.ID, id.UnionID, id.OpenID, id.UserID, id.CorpID
 		u.Nick, u.AvatarURL, u.Email, u.Phone = id.Nick, id.AvatarURL, id.Email, id.Phone
+		u.Title, u.JobNumber, u.OrgEmail, u.Groups = id.Title, id.JobNumber, id.OrgEmail, id.Groups
 		u.LastLogin = now
 		return u, nil
 	})
@@ -148,12 +173,16 @@ func (p *Provider) callback(w http.ResponseWriter, r *http.Request) {
 			actions: []action{{actionBackToClient, p.errorRedirectURL(a, oidc.ErrAccessDenied().WithDescription("user is disabled"))}}})
 		return
 	}
-	sess, err := p.startSession(w, r, subject, conn.ID, a.ClientID)
+	amr := id.Method
+	if amr == "" {
+		amr = upstream.MethodOAuth2
+	}
+	sess, err := p.startSession(w, r, subject, conn.ID, a.ClientID, []string{amr})
 	if err != nil {
 		p.serverError(w, r, "start session", err)
 		return
 	}
-	p.log.InfoContext(ctx, "login", "subject", subject, "client", a.ClientID, "connector", conn.ID)
+	p.log.InfoContext(ctx, "login", "subject", subject, "client", a.ClientID, "connector", conn.ID, "method", amr)
 	p.finish(w, r, a, sess)
 }
 
@@ -228,6 +257,26 @@ func (p *Provider) upstreamFailed(w http.ResponseWriter, r *http.Request, a stor
 	case errors.Is(err, upstream.ErrLoginExpired):
 		v.page, v.status = pageUpstreamExpired, http.StatusBadRequest
 		clientErr = oidc.ErrServerError().WithDescription("the DingTalk login expired")
+	case errors.Is(err, upstream.ErrNotAllowed):
+		v.page, v.status = pageNotAllowed, http.StatusForbidden
+		v.detail = policyDetail(pageLanguage(r), err)
+		clientErr = oidc.ErrAccessDenied().WithDescription("the person is not admitted by the access policy")
+		p.log.InfoContext(ctx, "login refused by policy", "connector", conn.ID, "client", a.ClientID, "err", err)
+		if a.DeviceID != "" {
+			p.denyDevice(w, r, a.DeviceID, "refused by policy")
+			return
+		}
+		v.actions = []action{{actionRetry, p.loginURL(a.ID, conn.ID)}, {actionBackToClient, p.errorRedirectURL(a, clientErr)}}
+		p.render(w, r, v)
+		return
+	case errors.Is(err, upstream.ErrMisconfigured):
+		v.page = pageUpstreamMisconfigured
+		v.detail = "" // the operator's hint is in the log, not on the person's screen
+		p.log.ErrorContext(ctx, "dingtalk refused this server's connector settings; fix the configuration",
+			"connector", conn.ID, "client", a.ClientID, "err", err)
+		v.actions = []action{{actionBackToClient, p.errorRedirectURL(a, clientErr)}}
+		p.render(w, r, v)
+		return
 	}
 	p.log.WarnContext(ctx, "dingtalk login failed", "connector", conn.ID, "client", a.ClientID, "err", err)
 	v.actions = []action{
@@ -235,6 +284,27 @@ func (p *Provider) upstreamFailed(w http.ResponseWriter, r *http.Request, a stor
 		{actionBackToClient, p.errorRedirectURL(a, clientErr)},
 	}
 	p.render(w, r, v)
+}
+
+// policyDetail says, in the person's language, which organisation would be admitted.
+func policyDetail(lang string, err error) string {
+	var pe *upstream.PolicyError
+	if !errors.As(err, &pe) {
+		return ""
+	}
+	allowed := strings.Join(pe.Allowed, ", ")
+	if lang == "zh" {
+		d := "需要的组织：" + allowed
+		if pe.CorpID != "" && pe.Reason == upstream.WrongOrganisation {
+			d += "；您选择的组织：" + pe.CorpID
+		}
+		return d
+	}
+	d := "Required organisation: " + allowed
+	if pe.CorpID != "" && pe.Reason == upstream.WrongOrganisation {
+		d += "; you chose: " + pe.CorpID
+	}
+	return d
 }
 
 func (p *Provider) loginURL(authRequestID, connectorID string) string {

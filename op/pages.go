@@ -20,28 +20,30 @@ var pageTemplate = template.Must(template.ParseFS(templateFS, "templates/page.ht
 type page string
 
 const (
-	pageUnknownClient   page = "unknown_client"
-	pageRedirectURI     page = "redirect_uri"
-	pageBadRequest      page = "bad_request"
-	pageLoginExpired    page = "login_expired"
-	pageStateInvalid    page = "state_invalid"
-	pageUpstreamDown    page = "upstream_unavailable"
-	pageUpstreamError   page = "upstream_error"
-	pageUpstreamExpired page = "upstream_expired"
-	pageUserDisabled    page = "user_disabled"
-	pageChooseConnector page = "choose_connector"
-	pageLoggedOut       page = "logged_out"
-	pageLogoutRefused   page = "logout_refused"
-	pageServerError     page = "server_error"
-	pageNotFound        page = "not_found"
-	pageDeviceEnter     page = "device_enter"
-	pageDeviceInvalid   page = "device_invalid"
-	pageDeviceConfirm   page = "device_confirm"
-	pageDeviceDone      page = "device_done"
-	pageDeviceDenied    page = "device_denied"
-	pageConsent         page = "consent"
-	actionRetry         page = "action_retry"
-	actionBackToClient  page = "action_back"
+	pageUnknownClient         page = "unknown_client"
+	pageRedirectURI           page = "redirect_uri"
+	pageBadRequest            page = "bad_request"
+	pageLoginExpired          page = "login_expired"
+	pageStateInvalid          page = "state_invalid"
+	pageUpstreamDown          page = "upstream_unavailable"
+	pageUpstreamError         page = "upstream_error"
+	pageUpstreamExpired       page = "upstream_expired"
+	pageUserDisabled          page = "user_disabled"
+	pageNotAllowed            page = "not_allowed"
+	pageUpstreamMisconfigured page = "upstream_misconfigured"
+	pageChooseConnector       page = "choose_connector"
+	pageLoggedOut             page = "logged_out"
+	pageLogoutRefused         page = "logout_refused"
+	pageServerError           page = "server_error"
+	pageNotFound              page = "not_found"
+	pageDeviceEnter           page = "device_enter"
+	pageDeviceInvalid         page = "device_invalid"
+	pageDeviceConfirm         page = "device_confirm"
+	pageDeviceDone            page = "device_done"
+	pageDeviceDenied          page = "device_denied"
+	pageConsent               page = "consent"
+	actionRetry               page = "action_retry"
+	actionBackToClient        page = "action_back"
 	// Labels of form fields, buttons and facts.
 	labelUserCode    page = "label_user_code"
 	labelContinue    page = "label_continue"
@@ -78,6 +80,10 @@ var messages = map[string]map[page]message{
 			"Log in with DingTalk again."},
 		pageUserDisabled: {"Account disabled", "Your account has been disabled on this login service.",
 			"Contact your administrator if you think this is a mistake."},
+		pageNotAllowed: {"Your organisation is not admitted", "DingTalk confirmed who you are, but this login service only admits members of certain organisations.",
+			"Log in again and choose the required organisation, or ask your administrator for access."},
+		pageUpstreamMisconfigured: {"DingTalk login is not set up correctly", "DingTalk refused this login service's own settings. This is not something you can fix.",
+			"Tell your administrator; the details are in the login service's log."},
 		pageChooseConnector: {"Log in", "Choose how to log in.", ""},
 		pageLoggedOut:       {"You have logged out", "You can close this window.", ""},
 		pageLogoutRefused: {"Logout request refused", "The application asked to log you out and send you to an address it has not registered, or sent an invalid request. You are still logged in.",
@@ -123,6 +129,10 @@ var messages = map[string]map[page]message{
 		pageUpstreamError:   {"钉钉登录失败", "钉钉在确认您的身份时返回了错误。", "请重试。如果一直失败，请将下方信息告诉管理员。"},
 		pageUpstreamExpired: {"钉钉登录已失效", "钉钉不再接受此次登录（已被使用或超时）。", "请重新使用钉钉登录。"},
 		pageUserDisabled:    {"账号已停用", "您的账号已在本登录服务中停用。", "如有疑问，请联系管理员。"},
+		pageNotAllowed: {"您所在的组织无权登录", "钉钉已确认您的身份，但本登录服务只允许特定组织的成员登录。",
+			"请重新登录并选择所需的组织，或联系管理员开通权限。"},
+		pageUpstreamMisconfigured: {"钉钉登录配置有误", "钉钉拒绝了本登录服务自身的配置，这不是您能解决的问题。",
+			"请告诉管理员；详细信息在登录服务的日志中。"},
 		pageChooseConnector: {"登录", "请选择登录方式。", ""},
 		pageLoggedOut:       {"您已退出登录", "现在可以关闭此窗口。", ""},
 		pageServerError:     {"出错了", "登录服务暂时无法完成您的请求。", "请稍后再试。如果一直失败，请联系管理员。"},

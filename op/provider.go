@@ -58,6 +58,9 @@ type ClaimsPolicy struct {
 	// EmailVerified is the email_verified value released with an email: DingTalk
 	// does not verify personal email addresses, so false unless an operator knows better.
 	EmailVerified bool
+	// OrgEmailAsEmail releases the organisation's address (org_email) as email,
+	// verified, when the directory has one.
+	OrgEmailAsEmail bool
 }
 
 // Lifetimes of what the provider issues; zero values take the defaults.
@@ -196,7 +199,8 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		SupportedClaims: []string{
 			"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "at_hash", "c_hash",
 			"unionid", "openid", "name", "preferred_username", "picture",
-			"email", "email_verified", "phone_number", "phone_number_verified",
+			"email", "email_verified", "phone_number", "phone_number_verified", "sid",
+			"corp_id", "userid", "title", "job_number", "org_email", "groups",
 		},
 	}, &oidcStorage{p: p}, zop.StaticIssuer(p.issuer), opts...)
 	if err != nil {
@@ -213,6 +217,7 @@ func (p *Provider) routes() http.Handler {
 	r.Get("/readyz", p.readyz)
 	r.With(p.limiter.limit).Get("/login", p.login)
 	r.With(p.limiter.limit).Get("/callback/{connector}", p.callback)
+	r.With(p.limiter.limit).Post("/callback/{connector}/inapp", p.inAppCallback)
 	r.Get("/logged-out", p.loggedOut)
 	r.Handle("/authorize", p.checkAuthorize(p.oidc))
 	r.With(p.limiter.limit, withTokenGrant).Handle(p.oidc.TokenEndpoint().Relative(), p.oidc)

@@ -47,7 +47,7 @@ func (p *Provider) satisfies(sess storage.Session, a storage.AuthRequest) bool {
 
 // startSession begins a session after a DingTalk login. Always a new ID: a cookie
 // planted before login (session fixation) never becomes a logged-in session.
-func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, subject, connectorID, clientID string) (storage.Session, error) {
+func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, subject, connectorID, clientID string, amr []string) (storage.Session, error) {
 	if c, err := r.Cookie(p.sessionCookieName()); err == nil {
 		_ = p.store.DeleteSession(r.Context(), hashToken(c.Value))
 	}
@@ -55,7 +55,7 @@ func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, subject,
 	now := p.now().UTC()
 	sess := storage.Session{
 		ID: hashToken(raw), Subject: subject, ConnectorID: connectorID, AuthTime: now,
-		AMR: []string{"dingtalk"}, Clients: []string{clientID}, CreatedAt: now, LastUsed: now,
+		AMR: amr, Clients: []string{clientID}, CreatedAt: now, LastUsed: now,
 		Expiry: p.sessionExpiry(now, now),
 	}
 	if err := p.store.CreateSession(r.Context(), sess); err != nil {

@@ -229,19 +229,24 @@ type RefreshToken struct {
 
 // User is one person as DingTalk identified them, keyed by Subject.
 type User struct {
-	Subject     string    `json:"subject"`
-	ConnectorID string    `json:"connectorID"`
-	UnionID     string    `json:"unionID,omitempty"`
-	OpenID      string    `json:"openID,omitempty"`
-	UserID      string    `json:"userID,omitempty"` // the organisation's staff id
-	CorpID      string    `json:"corpID,omitempty"`
-	Nick        string    `json:"nick,omitempty"`
-	AvatarURL   string    `json:"avatarURL,omitempty"`
-	Email       string    `json:"email,omitempty"`
-	Phone       string    `json:"phone,omitempty"` // E.164
-	FirstLogin  time.Time `json:"firstLogin"`
-	LastLogin   time.Time `json:"lastLogin"`
-	Disabled    bool      `json:"disabled,omitempty"`
+	Subject     string `json:"subject"`
+	ConnectorID string `json:"connectorID"`
+	UnionID     string `json:"unionID,omitempty"`
+	OpenID      string `json:"openID,omitempty"`
+	UserID      string `json:"userID,omitempty"` // the organisation's staff id
+	CorpID      string `json:"corpID,omitempty"`
+	Nick        string `json:"nick,omitempty"`
+	AvatarURL   string `json:"avatarURL,omitempty"`
+	Email       string `json:"email,omitempty"`
+	Phone       string `json:"phone,omitempty"` // E.164
+	// From the organisation's directory, when the connector reads one.
+	Title      string    `json:"title,omitempty"`
+	JobNumber  string    `json:"jobNumber,omitempty"`
+	OrgEmail   string    `json:"orgEmail,omitempty"`
+	Groups     []string  `json:"groups,omitempty"`
+	FirstLogin time.Time `json:"firstLogin"`
+	LastLogin  time.Time `json:"lastLogin"`
+	Disabled   bool      `json:"disabled,omitempty"`
 }
 
 // Session is a person's single sign-on session at dingbridge: while it lives,

@@ -84,8 +84,12 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	issuer := "http://" + ln.Addr().String()
 	dingtalkURL := "http://" + dtListener.Addr().String()
 
-	dtApp := dingtalktest.App{ClientID: "dingbridge-dev", ClientSecret: rand.Text(), RedirectURIs: []string{issuer + "/callback/dingtalk"}}
-	fake := dingtalktest.New(dingtalktest.Config{Apps: []dingtalktest.App{dtApp}, Users: users, Logger: logger})
+	// The demo app is an internal app of the demo organisation, so the directory
+	// (corp claims, departments as groups) works in dev as it would in a company.
+	dtApp := dingtalktest.App{ClientID: "dingbridge-dev", ClientSecret: rand.Text(), RedirectURIs: []string{issuer + "/callback/dingtalk"}, CorpID: dingtalktest.DemoCorpID}
+	fake := dingtalktest.New(dingtalktest.Config{
+		Apps: []dingtalktest.App{dtApp}, Users: users, Corps: []dingtalktest.Corp{dingtalktest.DemoCorp()}, Logger: logger,
+	})
 	defer fake.Close()
 	if approve.UnionID != "" {
 		fake.AutoApprove(approve.UnionID)
@@ -102,11 +106,15 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 		Issuer: issuer,
 		Connectors: []config.Connector{{
 			ID: "dingtalk", Name: "钉钉 (fake)", ClientID: dtApp.ClientID, ClientSecret: dtApp.ClientSecret,
+			Scope: "openid corpid", CorpID: dingtalktest.DemoCorpID,
 			Endpoints: config.Endpoints{Login: dingtalkURL, API: dingtalkURL, OAPI: dingtalkURL},
 		}},
 		StaticClients: []config.StaticClient{{
 			ID: "demo", Name: "Demo app", Secret: demo.ClientSecret(),
 			RedirectURIs: []string{demo.RedirectURI()}, PostLogoutRedirectURIs: []string{demo.PostLogoutRedirectURI()},
+		}, {
+			// For trying the device flow from a terminal (README shows the curl commands).
+			ID: "demo-cli", Name: "Demo CLI", Public: true, GrantTypes: []string{"device_code", "refresh_token"},
 		}},
 	}
 	store, err := openStorage(config.Storage{Path: dbPath}, true)
@@ -149,7 +157,8 @@ func printDevBanner(w io.Writer, issuer, dingtalkURL string, client config.Stati
 	fmt.Fprintf(&b, "  Fake DingTalk:  %s\n\n", dingtalkURL)
 	fmt.Fprintf(&b, "  Demo client:    id %s\n", client.ID)
 	fmt.Fprintf(&b, "                  secret %s\n", client.Secret)
-	fmt.Fprintf(&b, "                  redirect URI %s\n\n", client.RedirectURIs[0])
+	fmt.Fprintf(&b, "                  redirect URI %s\n", client.RedirectURIs[0])
+	fmt.Fprintf(&b, "  Device flow:    public client demo-cli; people approve at %s/device\n\n", issuer)
 	fmt.Fprintf(&b, "  Demo users:\n")
 	for _, u := range users {
 		fmt.Fprintf(&b, "    %s  unionId %s\n", u.Nick, u.UnionID)

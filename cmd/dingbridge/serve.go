@@ -123,14 +123,27 @@ func newKeyManager(ctx context.Context, store storage.Storage, cfg config.Keys) 
 // newProvider wires the configuration into an op.Provider.
 func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage, km *keys.Manager, logger *slog.Logger) (*op.Provider, error) {
 	var connectors []op.Connector
+	// Counts of DingTalk calls by API and result, across connectors; an HTTP
+	// metrics endpoint will export them.
+	metrics := dingtalk.NewMetrics()
 	for _, c := range cfg.Connectors {
 		conn, err := dingtalk.New(dingtalk.Config{
-			ClientID:     c.ClientID,
-			ClientSecret: c.ClientSecret,
-			Scope:        c.Scope,
-			CorpID:       c.CorpID,
-			Timeout:      time.Duration(c.Timeout),
-			Endpoints:    dingtalk.Endpoints{Login: c.Endpoints.Login, API: c.Endpoints.API, OAPI: c.Endpoints.OAPI},
+			Mode:              c.Mode,
+			ClientID:          c.ClientID,
+			ClientSecret:      c.ClientSecret,
+			Scope:             c.Scope,
+			CorpID:            c.CorpID,
+			CorpAppKey:        c.CorpAppKey,
+			CorpAppSecret:     c.CorpAppSecret,
+			AllowedCorpIDs:    c.AllowedCorpIDs,
+			RequireMembership: c.RequireMembership,
+			Groups:            cfg.Claims.Groups,
+			DirectoryCacheTTL: time.Duration(c.DirectoryCacheTTL),
+			Timeout:           time.Duration(c.Timeout),
+			Metrics:           metrics,
+			Endpoints: dingtalk.Endpoints{
+				Login: c.Endpoints.Login, API: c.Endpoints.API, OAPI: c.Endpoints.OAPI, JSAPI: c.Endpoints.JSAPI,
+			},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("connector %s: %w", c.ID, err)
@@ -195,7 +208,7 @@ func staticClients(cfg *config.Config) []op.StaticClient {
 }
 
 func claimsPolicy(cfg *config.Config) op.ClaimsPolicy {
-	return op.ClaimsPolicy{Subject: cfg.Claims.Subject, EmailVerified: cfg.Claims.EmailVerified}
+	return op.ClaimsPolicy{Subject: cfg.Claims.Subject, EmailVerified: cfg.Claims.EmailVerified, OrgEmailAsEmail: cfg.Claims.OrgEmailAsEmail}
 }
 
 // serveHTTP serves handler on ln until ctx is done, then drains connections.

@@ -63,7 +63,7 @@ func (a *App) relyingParty(ctx context.Context) (rp.RelyingParty, error) {
 	}
 	cookies := httphelper.NewCookieHandler(randomKey(), randomKey(), httphelper.WithUnsecure(), httphelper.WithPath(a.path+"/"))
 	party, err := rp.NewRelyingPartyOIDC(ctx, a.cfg.Issuer, a.cfg.ClientID, a.cfg.ClientSecret, a.RedirectURI(),
-		[]string{"openid", "profile", "email", "phone", "offline_access"},
+		[]string{"openid", "profile", "email", "phone", "offline_access", "groups"},
 		rp.WithPKCE(cookies),
 		rp.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, errorType, description, _ string) {
 			render(w, http.StatusBadRequest, result{Error: errorType, Description: description, Base: a.path})
