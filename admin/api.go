@@ -133,6 +133,10 @@ type User struct {
 	AvatarURL   string    `json:"avatarURL,omitempty"`
 	Email       string    `json:"email,omitempty"`
 	Phone       string    `json:"phone,omitempty"`
+	Title       string    `json:"title,omitempty"`
+	JobNumber   string    `json:"jobNumber,omitempty"`
+	OrgEmail    string    `json:"orgEmail,omitempty"`
+	Groups      []string  `json:"groups,omitempty"`
 	FirstLogin  time.Time `json:"firstLogin"`
 	LastLogin   time.Time `json:"lastLogin"`
 	Disabled    bool      `json:"disabled"`

@@ -98,13 +98,14 @@ func viewUser(u storage.User) User {
 	return User{
 		Subject: u.Subject, ConnectorID: u.ConnectorID, UnionID: u.UnionID, OpenID: u.OpenID,
 		UserID: u.UserID, CorpID: u.CorpID, Nick: u.Nick, AvatarURL: u.AvatarURL,
-		Email: u.Email, Phone: u.Phone, FirstLogin: u.FirstLogin, LastLogin: u.LastLogin,
+		Email: u.Email, Phone: u.Phone, Title: u.Title, JobNumber: u.JobNumber, OrgEmail: u.OrgEmail,
+		Groups: u.Groups, FirstLogin: u.FirstLogin, LastLogin: u.LastLogin,
 		Disabled: u.Disabled,
 	}
 }
 
 // previewScopes are the scopes the provider offers, for a preview that asks for none.
-var previewScopes = []string{"openid", "profile", "email", "phone"}
+var previewScopes = []string{"openid", "profile", "email", "phone", "groups"}
 
 // Claims previews subject's claims at clientID with the provider's own claims
 // policy (op.ClaimsPolicy.Userinfo), so the preview and a real login never disagree.

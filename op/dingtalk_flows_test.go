@@ -325,3 +325,20 @@ func sameStrings(got any, want ...string) bool {
 func noFollow() *http.Client {
 	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
+
+// With several connectors, the DingTalk client skips the chooser when exactly
+// one connector can log people in there.
+func TestInAppPicksTheOnlyInAppConnector(t *testing.T) {
+	e := newEnv(t, envOptions{twoConnectors: true, connector: corpConnector(nil)})
+	party := e.relyingParty(rpClientID, rpSecret, rpRedirectURI)
+	a := &loginAttempt{}
+	resp, _ := e.inAppLogin(t, newBrowser(t), e.authorizeURL(party, a), e.user.UnionID)
+	if _, err := exchange(t, party, mustQuery(t, resp.Header.Get("Location")), a); err != nil {
+		t.Fatal(err)
+	}
+	// Outside the client the person still chooses.
+	_, body := newBrowser(t).visit(e.authorizeURL(party, &loginAttempt{}))
+	if !strings.Contains(body, "Choose how to log in") {
+		t.Errorf("outside DingTalk: no chooser\n%s", body)
+	}
+}

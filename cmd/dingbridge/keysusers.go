@@ -126,6 +126,8 @@ func printUser(out *printer, u admin.User) error {
 		"subject", u.Subject, "connector", u.ConnectorID, "unionid", orDash(u.UnionID), "openid", orDash(u.OpenID),
 		"userid", orDash(u.UserID), "corp", orDash(u.CorpID), "nick", orDash(u.Nick), "avatar", orDash(u.AvatarURL),
 		"email", orDash(u.Email), "phone", orDash(u.Phone),
+		"title", orDash(u.Title), "job number", orDash(u.JobNumber), "org email", orDash(u.OrgEmail),
+		"groups", orDash(strings.Join(u.Groups, "\n")),
 		"first login", formatTime(u.FirstLogin), "last login", formatTime(u.LastLogin), "disabled", yesNo(u.Disabled),
 	)
 }
