@@ -200,6 +200,18 @@ func newClients(static []StaticClient, store storage.Storage, defaults Lifetimes
 // errUnknownClient is returned for a client id nobody registered.
 var errUnknownClient = errors.New("unknown client")
 
+// name is what people are shown for a client: its name, or its id if it has none.
+func (cs *clients) name(ctx context.Context, id string) (string, error) {
+	c, err := cs.get(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if c.Name == "" {
+		return c.ID, nil
+	}
+	return c.Name, nil
+}
+
 func (cs *clients) get(ctx context.Context, id string) (*client, error) {
 	if c, ok := cs.static[id]; ok {
 		return c, nil

@@ -63,14 +63,10 @@ func (p *Provider) askConsent(w http.ResponseWriter, r *http.Request, a storage.
 		p.serverError(w, r, "park auth request for consent", err)
 		return
 	}
-	c, err := p.clients.get(r.Context(), a.ClientID)
+	name, err := p.clients.name(r.Context(), a.ClientID)
 	if err != nil {
 		p.serverError(w, r, "load client for consent", err)
 		return
-	}
-	name := c.Name
-	if name == "" {
-		name = c.ID
 	}
 	p.render(w, r, &pageView{
 		page:  pageConsent,

@@ -171,14 +171,10 @@ func (p *Provider) deviceLookup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c, err := p.clients.get(r.Context(), d.ClientID)
+	name, err := p.clients.name(r.Context(), d.ClientID)
 	if err != nil {
 		p.serverError(w, r, "load device client", err)
 		return
-	}
-	name := c.Name
-	if name == "" {
-		name = c.ID
 	}
 	p.render(w, r, &pageView{
 		page:  pageDeviceConfirm,

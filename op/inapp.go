@@ -3,7 +3,6 @@ package op
 import (
 	"bytes"
 	"context"
-	"html/template"
 	"net/http"
 	"net/url"
 
@@ -16,8 +15,6 @@ import (
 // page needs nothing of ours to work: the DingTalk login link is always on it,
 // so if the JSAPI is missing or refuses, the person logs in the ordinary way,
 // and whichever answer comes back first spends the state.
-
-var inAppTemplate = template.Must(template.ParseFS(templateFS, "templates/inapp.html"))
 
 type inAppData struct {
 	Lang, Title, Body, Hint, Fallback, Failed string
@@ -60,7 +57,7 @@ func (p *Provider) renderInApp(w http.ResponseWriter, r *http.Request, conn Conn
 	data.ScriptURL, data.FallbackURL, data.Nonce = login.ScriptURL, fallbackURL, randomToken(16)
 
 	var buf bytes.Buffer
-	if err := inAppTemplate.Execute(&buf, data); err != nil {
+	if err := pages.ExecuteTemplate(&buf, "inapp.html", data); err != nil {
 		p.serverError(w, r, "render in-app page", err)
 		return
 	}

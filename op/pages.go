@@ -13,8 +13,9 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-// pageTemplate is parsed once; it is read-only after init.
-var pageTemplate = template.Must(template.ParseFS(templateFS, "templates/page.html"))
+// pages are parsed once and read-only after init: page.html for every message
+// page, inapp.html for the in-app login; they share page.html's "style".
+var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
 
 // page names what a person is shown; the words live in messages.
 type page string
@@ -286,7 +287,7 @@ func (p *Provider) render(w http.ResponseWriter, r *http.Request, v *pageView) {
 		}
 	}
 	var buf bytes.Buffer
-	if err := pageTemplate.Execute(&buf, data); err != nil {
+	if err := pages.ExecuteTemplate(&buf, "page.html", data); err != nil {
 		p.log.ErrorContext(r.Context(), "render page", "page", string(v.page), "err", err)
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return

@@ -86,19 +86,7 @@ func (f *Fake) checkAuthRequest(path string, params url.Values) (authRequest, []
 		path:        path,
 	}
 	var problems []problem
-	clientID := params.Get("client_id")
-	app, known := f.apps[clientID]
-	req.app = app
-	if !known {
-		problems = append(problems, problem{"应用不存在：client_id " + quote(clientID), "unknown client_id " + quote(clientID)})
-	} else if !slices.Contains(app.RedirectURIs, req.redirectURI) {
-		problems = append(problems, problem{"redirect_uri " + quote(req.redirectURI) + " 未在应用的回调地址中登记",
-			"redirect_uri " + quote(req.redirectURI) + " is not registered for this app"})
-	}
-	if rt := params.Get("response_type"); rt != "code" {
-		problems = append(problems, problem{"response_type 必须是 code（收到 " + quote(rt) + "）",
-			"response_type must be code, got " + quote(rt)})
-	}
+	req.app, problems = f.checkAppAndRedirect("client_id", params)
 	scopes := strings.Fields(req.scope)
 	if !slices.Contains(scopes, "openid") {
 		problems = append(problems, problem{"scope 必须包含 openid（收到 " + quote(req.scope) + "）",
@@ -109,6 +97,26 @@ func (f *Fake) checkAuthRequest(path string, params url.Values) (authRequest, []
 		problems = append(problems, problem{"缺少 prompt=consent", "prompt=consent is required"})
 	}
 	return req, problems
+}
+
+// checkAppAndRedirect checks what both login pages check alike: the app (named
+// by idParam: client_id, or appid on the legacy pages), its registered
+// redirect_uri and response_type=code.
+func (f *Fake) checkAppAndRedirect(idParam string, params url.Values) (App, []problem) {
+	var problems []problem
+	id, redirectURI := params.Get(idParam), params.Get("redirect_uri")
+	app, known := f.apps[id]
+	if !known {
+		problems = append(problems, problem{"应用不存在：" + idParam + " " + quote(id), "unknown " + idParam + " " + quote(id)})
+	} else if !slices.Contains(app.RedirectURIs, redirectURI) {
+		problems = append(problems, problem{"redirect_uri " + quote(redirectURI) + " 未在应用的回调地址中登记",
+			"redirect_uri " + quote(redirectURI) + " is not registered for this app"})
+	}
+	if rt := params.Get("response_type"); rt != "code" {
+		problems = append(problems, problem{"response_type 必须是 code（收到 " + quote(rt) + "）",
+			"response_type must be code, got " + quote(rt)})
+	}
+	return app, problems
 }
 
 func (f *Fake) approve(w http.ResponseWriter, r *http.Request, req authRequest, unionID string) {

@@ -28,19 +28,7 @@ func (f *Fake) checkSNSRequest(path string, params url.Values) (authRequest, []p
 		path:        path,
 	}
 	var problems []problem
-	appID := params.Get("appid")
-	app, known := f.apps[appID]
-	req.app = app
-	if !known {
-		problems = append(problems, problem{"应用不存在：appid " + quote(appID), "unknown appid " + quote(appID)})
-	} else if !slices.Contains(app.RedirectURIs, req.redirectURI) {
-		problems = append(problems, problem{"redirect_uri " + quote(req.redirectURI) + " 未在应用的回调地址中登记",
-			"redirect_uri " + quote(req.redirectURI) + " is not registered for this app"})
-	}
-	if rt := params.Get("response_type"); rt != "code" {
-		problems = append(problems, problem{"response_type 必须是 code（收到 " + quote(rt) + "）",
-			"response_type must be code, got " + quote(rt)})
-	}
+	req.app, problems = f.checkAppAndRedirect("appid", params)
 	// Inside the DingTalk client sns_authorize is called with snsapi_auth (doc §3.1).
 	scopes := []string{"snsapi_login"}
 	if path == "/connect/oauth2/sns_authorize" {
