@@ -342,3 +342,30 @@ func TestInAppPicksTheOnlyInAppConnector(t *testing.T) {
 		t.Errorf("outside DingTalk: no chooser\n%s", body)
 	}
 }
+
+// A code the DingTalk client gave once cannot log anyone in again.
+func TestInAppCodeIsSingleUse(t *testing.T) {
+	e := newEnv(t, envOptions{connector: corpConnector(nil)})
+	party := e.relyingParty(rpClientID, rpSecret, rpRedirectURI)
+	code, err := e.dingtalk.Fake.InAppCode(dingtalktest.DemoCorpID, e.user.UnionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func() (*http.Response, string) {
+		b := newBrowser(t)
+		_, body := e.inAppPage(t, b, e.authorizeURL(party, &loginAttempt{}))
+		action, fields := pageForm(t, e.issuer, body)
+		fields.Set("code", code)
+		return b.submit(action, fields)
+	}
+	if resp, _ := post(); resp.StatusCode != http.StatusFound {
+		t.Fatalf("first use: %d", resp.StatusCode)
+	}
+	resp, body := post()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "The DingTalk login expired") {
+		t.Fatalf("second use: %d\n%s", resp.StatusCode, body)
+	}
+	if q := backToClientError(t, body, rpRedirectURI); q.Get("error") != "server_error" {
+		t.Errorf("client is told %q", q.Get("error"))
+	}
+}
