@@ -373,19 +373,12 @@ func (s *oidcStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.Use
 	return nil
 }
 
+// SetUserinfoFromToken is zitadel's hook; the userinfo endpoint is ours
+// (userinfo.go) and shares setUserinfoFromToken.
 func (s *oidcStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
-	at, err := s.p.store.GetAccessToken(ctx, tokenID)
-	if err != nil || at.Subject != subject {
+	if err := s.p.setUserinfoFromToken(ctx, info, tokenID, subject); err != nil {
 		return oidc.ErrAccessDenied().WithDescription("access token is invalid, expired or revoked")
 	}
-	if _, err := s.p.clients.get(ctx, at.ClientID); err != nil {
-		return oidc.ErrAccessDenied().WithDescription("the client of this token no longer exists")
-	}
-	u, err := s.p.store.GetUser(ctx, subject)
-	if err != nil || u.Disabled {
-		return oidc.ErrAccessDenied().WithDescription("user is unknown or disabled")
-	}
-	s.p.claims.setUserinfo(info, u, at.Scopes)
 	return nil
 }
 
@@ -445,6 +438,7 @@ func (s *oidcStorage) GetClientByClientID(ctx context.Context, id string) (zop.C
 
 func (s *oidcStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
 	if err := s.p.clients.authenticate(ctx, id, secret); err != nil {
+		clientAuthFrom(ctx).set(func(a *clientAuth) { a.failed = true })
 		s.p.log.InfoContext(ctx, "client authentication failed", "client", id, "reason", err.Error())
 		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 	zop "github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
@@ -121,6 +122,7 @@ type Provider struct {
 	claims     ClaimsPolicy
 	lifetimes  Lifetimes
 	limiter    *ipLimiter
+	failures   *failureLimiter
 	formKey    []byte // signs form tokens (forms.go)
 	log        *slog.Logger
 	now        func() time.Time
@@ -167,16 +169,19 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if p.claims.Subject == "" {
 		p.claims.Subject = "unionid"
 	}
-	p.clients = newClients(cfg.StaticClients, cfg.Storage, p.lifetimes, func(id string) string {
-		return p.issuerPath + "/login?authRequestID=" + url.QueryEscape(id)
-	})
+	p.failures = newFailureLimiter(cfg.RateLimit, p.limiter)
 
 	tokenKey, err := cfg.Keys.TokenKey(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("op: %w", err)
 	}
 	p.formKey = formKeyFrom(tokenKey)
-	opts := []zop.Option{}
+	p.clients = newClients(cfg.StaticClients, cfg.Storage, p.lifetimes, func(id string) string {
+		return p.issuerPath + "/login?authRequestID=" + url.QueryEscape(id)
+	}, ClientSecretKey(tokenKey), p.log)
+	// zitadel's CORS policy allows every origin with credentials on every
+	// endpoint; cors.go applies ours to the endpoints that need one.
+	opts := []zop.Option{zop.WithCORSOptions(nil)}
 	if !p.secure {
 		opts = append(opts, zop.WithAllowInsecure())
 	}
@@ -219,16 +224,19 @@ func (p *Provider) routes() http.Handler {
 	r.With(p.limiter.limit).Get("/callback/{connector}", p.callback)
 	r.With(p.limiter.limit).Post("/callback/{connector}/inapp", p.inAppCallback)
 	r.Get("/logged-out", p.loggedOut)
-	r.Handle("/authorize", p.checkAuthorize(p.oidc))
-	r.With(p.limiter.limit, withTokenGrant).Handle(p.oidc.TokenEndpoint().Relative(), p.oidc)
-	r.With(p.limiter.limit).Handle(p.oidc.DeviceAuthorizationEndpoint().Relative(), p.oidc)
+	r.With(p.limiter.limit).Handle("/authorize", p.checkAuthorize(p.oidc))
+	r.With(publicAPICORS).HandleFunc(oidc.DiscoveryEndpoint, p.discovery)
+	r.With(publicAPICORS, p.failures.guard, withTokenGrant).Handle(p.oidc.TokenEndpoint().Relative(), p.tokenEndpoint(p.oidc))
+	r.With(publicAPICORS).HandleFunc(p.oidc.UserinfoEndpoint().Relative(), p.userinfo)
+	r.With(p.failures.guard).HandleFunc(p.oidc.IntrospectionEndpoint().Relative(), p.introspect)
+	r.With(publicAPICORS, p.failures.guard).Handle(p.oidc.RevocationEndpoint().Relative(), revokeIgnoresHint(p.oidc))
+	r.With(p.limiter.limit, p.failures.guard).Handle(p.oidc.DeviceAuthorizationEndpoint().Relative(), p.oidc)
 	r.Get("/device", p.deviceEnter)
 	r.With(p.limiter.limit).Post("/device", p.deviceLookup)
 	r.With(p.limiter.limit).Post("/device/confirm", p.deviceConfirm)
 	r.With(p.limiter.limit).Post("/consent", p.consent)
-	r.Handle(p.oidc.RevocationEndpoint().Relative(), revokeIgnoresHint(p.oidc))
 	r.Handle(p.oidc.EndSessionEndpoint().Relative(), p.endSession(p.oidc))
-	r.Handle(p.oidc.KeysEndpoint().Relative(), p.cacheJWKS(p.oidc))
+	r.With(publicAPICORS).Handle(p.oidc.KeysEndpoint().Relative(), p.cacheJWKS(p.oidc))
 	r.Mount("/", p.oidc)
 	if p.issuerPath == "" {
 		return r
