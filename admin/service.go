@@ -4,8 +4,6 @@ import (
 	"errors"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/dingbridge/dingbridge/keys"
 	"github.com/dingbridge/dingbridge/op"
 	"github.com/dingbridge/dingbridge/storage"
@@ -24,10 +22,6 @@ type Config struct {
 	// MaxTokenLifetime bounds per-client lifetimes: the time a retired signing
 	// key stays published (keys.Options.RetainFor).
 	MaxTokenLifetime time.Duration
-	// SecretHashCost is the bcrypt cost of client secret hashes; 0 means
-	// bcrypt.DefaultCost. Tests lower it: under the race detector one hash at the
-	// default cost takes most of a second.
-	SecretHashCost int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -50,9 +44,6 @@ func NewService(cfg Config) (*Service, error) {
 	}
 	if cfg.IDTokenLifetime <= 0 {
 		cfg.IDTokenLifetime = time.Hour
-	}
-	if cfg.SecretHashCost == 0 {
-		cfg.SecretHashCost = bcrypt.DefaultCost
 	}
 	if cfg.MaxTokenLifetime <= 0 {
 		cfg.MaxTokenLifetime = 24 * time.Hour

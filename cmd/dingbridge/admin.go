@@ -170,10 +170,5 @@ func adminServiceConfig(cfg *config.Config, store storage.Storage, km *keys.Mana
 		Issuer:           cfg.Issuer,
 		IDTokenLifetime:  time.Duration(cfg.Expiry.IDToken),
 		MaxTokenLifetime: keyRetention,
-		SecretHashCost:   secretHashCost,
 	}
 }
-
-// secretHashCost is the bcrypt cost of new client secrets; 0 is bcrypt's default.
-// Tests lower it.
-var secretHashCost = 0

@@ -9,20 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	cfgpkg "github.com/dingbridge/dingbridge/config"
 	"github.com/dingbridge/dingbridge/storage"
 	"github.com/dingbridge/dingbridge/storage/bolt"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk/dingtalktest"
 )
-
-func TestMain(m *testing.M) {
-	// One bcrypt hash at the default cost takes most of a second under -race;
-	// these tests register many clients. The provider reads the cost from the hash.
-	secretHashCost = bcrypt.MinCost
-	os.Exit(m.Run())
-}
 
 // adminEnv is a configuration file (with the static client grafana), its database
 // and a fake DingTalk, for the admin commands. DINGBRIDGE_CONFIG points at the file.
