@@ -241,3 +241,90 @@ func TestCORSNeverAllowsCredentials(t *testing.T) {
 		})
 	}
 }
+
+// stillLoggedIn reports whether b's SSO session still answers prompt=none.
+func (e *env) stillLoggedIn(t *testing.T, b *browser, party rp.RelyingParty) bool {
+	t.Helper()
+	a := &loginAttempt{extra: []rp.AuthURLOpt{rp.WithPrompt("none")}}
+	q := b.loginAt(e.authorizeURL(party, a))
+	return q.Get("code") != ""
+}
+
+// A bare GET /end_session — what any page can embed as an image — no longer
+// logs the person out: they are asked, in their language, and a form with the
+// browser's form token does it.
+func TestBareEndSessionAsksThePersonFirst(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	party := e.relyingParty(rpClientID, rpSecret, rpRedirectURI)
+	b := newBrowser(t)
+	e.loginWith(t, b, party, &loginAttempt{})
+	endSession := e.discovery(t).EndSessionEndpoint
+
+	resp, body := b.visit(endSession)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Log out?") || resp.Header.Get("Location") != "" {
+		t.Fatalf("bare end_session: status %d location %q, want the confirmation page:\n%s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	if !e.stillLoggedIn(t, b, party) {
+		t.Fatal("a bare end_session logged the person out without asking")
+	}
+	action, fields := pageForm(t, e.issuer, body)
+	if fields.Get("form_token") == "" {
+		t.Fatalf("confirmation form has no form token: %v", fields)
+	}
+
+	// Chinese for a Chinese browser.
+	req, _ := http.NewRequest(http.MethodGet, endSession, nil)
+	req.Header.Set("Accept-Language", "zh-CN,zh;q=0.9")
+	zh, err := b.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if zhBody := readAll(t, zh); !strings.Contains(zhBody, "退出登录？") || !strings.Contains(zhBody, `lang="zh-CN"`) {
+		t.Errorf("confirmation for zh-CN:\n%s", zhBody)
+	}
+	zh.Body.Close()
+
+	// Another site's form (no token, or a made-up one) is asked again too.
+	for _, token := range []string{"", "forged"} {
+		resp, body := b.submit(action, url.Values{"form_token": {token}})
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Log out?") {
+			t.Errorf("POST with form_token %q: status %d, want the confirmation again", token, resp.StatusCode)
+		}
+	}
+	if !e.stillLoggedIn(t, b, party) {
+		t.Fatal("a POST without the form token logged the person out")
+	}
+
+	// The person confirms.
+	resp, body = b.submit(action, fields)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "You have logged out") {
+		t.Fatalf("confirmed logout: status %d:\n%s", resp.StatusCode, body)
+	}
+	if e.stillLoggedIn(t, b, party) {
+		t.Error("still logged in after confirming the logout")
+	}
+}
+
+// An app that names itself and where to return, but sends no id_token_hint, is
+// confirmed too; the confirmation then continues to the app's registered
+// post-logout address with its state.
+func TestEndSessionWithoutHintReturnsToTheAppAfterConfirmation(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	party := e.relyingParty(rpClientID, rpSecret, rpRedirectURI)
+	b := newBrowser(t)
+	e.loginWith(t, b, party, &loginAttempt{})
+	q := url.Values{"client_id": {rpClientID}, "post_logout_redirect_uri": {rpLoggedOut}, "state": {"bye-2"}}
+	resp, body := b.visit(e.discovery(t).EndSessionEndpoint + "?" + q.Encode())
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Log out?") {
+		t.Fatalf("end_session without id_token_hint: status %d, want the confirmation:\n%s", resp.StatusCode, body)
+	}
+	action, fields := pageForm(t, e.issuer, body)
+	resp, body = b.submit(action, fields)
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), rpLoggedOut) || loc.Query().Get("state") != "bye-2" {
+		t.Fatalf("after confirming: status %d location %q, want %s with the state:\n%s", resp.StatusCode, resp.Header.Get("Location"), rpLoggedOut, body)
+	}
+	if e.stillLoggedIn(t, b, party) {
+		t.Error("still logged in after confirming the logout")
+	}
+}
