@@ -115,8 +115,11 @@ func newFailureLimiter(cfg RateLimit, ips *ipLimiter) *failureLimiter {
 	}
 }
 
-// guard wraps an endpoint that authenticates clients.
-func (l *failureLimiter) guard(next http.Handler) http.Handler {
+// guardClientAuth wraps an endpoint that authenticates clients. A presented
+// secret is checked here, before zitadel looks at codes or tokens: a wrong
+// secret is told invalid_client and nothing about the rest of the request.
+func (p *Provider) guardClientAuth(next http.Handler) http.Handler {
+	l := p.failures
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
 			httphelper.MarshalJSONWithStatus(w, oidc.ErrInvalidRequest().WithDescription("cannot parse the form"), http.StatusBadRequest)
@@ -133,19 +136,35 @@ func (l *failureLimiter) guard(next http.Handler) http.Handler {
 				return
 			}
 		}
+		if id, secret, ok := requestClientSecret(r); ok {
+			if err := p.clients.authenticate(r.Context(), id, secret); err != nil {
+				p.log.InfoContext(r.Context(), "client authentication failed", "client", id, "reason", err.Error())
+				l.charge(ip, clientID)
+				oauthError(w, oidc.ErrInvalidClient().WithDescription("client authentication failed"))
+				return
+			}
+		}
 		auth := &clientAuth{}
 		out := &outcomeWriter{ResponseWriter: w, auth: auth}
 		next.ServeHTTP(out, r.WithContext(context.WithValue(r.Context(), clientAuthKey{}, auth)))
 		auth.mu.Lock()
 		failed := auth.failed || (out.status >= 400 && out.status < 500 && !auth.benign)
 		auth.mu.Unlock()
-		if failed && !l.off {
-			l.ips.take(ip)
-			if clientID != "" {
-				l.clients.take(clientID)
-			}
+		if failed {
+			l.charge(ip, clientID)
 		}
 	})
+}
+
+// charge counts one failure against the address and the client it named.
+func (l *failureLimiter) charge(ip netip.Addr, clientID string) {
+	if l.off {
+		return
+	}
+	l.ips.take(ip)
+	if clientID != "" {
+		l.clients.take(clientID)
+	}
 }
 
 // requestClientID is the client a request names: HTTP Basic's user (form-encoded,
@@ -158,6 +177,23 @@ func requestClientID(r *http.Request) string {
 		return user
 	}
 	return r.Form.Get("client_id")
+}
+
+// requestClientSecret is the client id and secret a request authenticates with
+// (client_secret_basic or client_secret_post).
+func requestClientSecret(r *http.Request) (id, secret string, ok bool) {
+	if user, pass, basic := r.BasicAuth(); basic {
+		id, err1 := url.QueryUnescape(user)
+		secret, err2 := url.QueryUnescape(pass)
+		if err1 != nil || err2 != nil {
+			return user, pass, true // fails authentication as it stands
+		}
+		return id, secret, true
+	}
+	if secret := r.PostForm.Get("client_secret"); secret != "" {
+		return r.PostForm.Get("client_id"), secret, true
+	}
+	return "", "", false
 }
 
 // outcomeWriter notes the status an endpoint answered and, where a storage
