@@ -116,7 +116,7 @@ func adminSteps(subject string) []adminStep {
 			stdout: []string{`"id": "loopback"`, `"secret": "`}},
 		{args: add("web", "--redirect-uri", web), code: exitUsage, stderr: []string{`client "web" already exists`}},
 		{args: add("grafana", "--redirect-uri", web), code: exitUsage, stderr: []string{"staticClients"}},
-		{args: add("x1", "--redirect-uri", "/cb"), code: exitUsage, stderr: []string{"is not an absolute URI"}},
+		{args: add("x1", "--redirect-uri", "/cb"), code: exitUsage, stderr: []string{"is not an absolute URL"}},
 		{args: add("x2", "--redirect-uri", "http://web.example.com/cb"), code: exitUsage, stderr: []string{"must use https"}},
 		{args: add("x3", "--redirect-uri", web+"#top"), code: exitUsage, stderr: []string{"has a fragment"}},
 		{args: add("x4", "--redirect-uri", "https://*.example.com/cb"), code: exitUsage, stderr: []string{"wildcard"}},
