@@ -75,6 +75,8 @@ type envOptions struct {
 	connector func(*dingtalk.Config)
 	// claims is the provider's claims policy.
 	claims op.ClaimsPolicy
+	// users replaces the fake DingTalk's demo users; the first one logs in.
+	users []dingtalktest.User
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -96,6 +98,9 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	e.dingtalk = opts.fake
 	if e.dingtalk == nil {
 		users := dingtalktest.DemoUsers()
+		if opts.users != nil {
+			users = opts.users
+		}
 		e.dingtalk = dingtalktest.NewServer(dingtalktest.Config{
 			Apps: []dingtalktest.App{
 				{ClientID: dtClientID, ClientSecret: dtSecret, RedirectURIs: []string{e.issuer + "/callback/dingtalk"}, CorpID: dingtalktest.DemoCorpID},
@@ -107,6 +112,9 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		t.Cleanup(e.dingtalk.Close)
 	}
 	e.user = dingtalktest.DemoUsers()[0]
+	if opts.users != nil {
+		e.user = opts.users[0]
+	}
 	e.dingtalk.Fake.AutoApprove(e.user.UnionID)
 
 	e.store, err = bolt.Open(e.dbPath, bolt.Options{})
