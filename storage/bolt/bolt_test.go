@@ -22,6 +22,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestLimits(t *testing.T) {
+	storagetest.RunLimits(t, func(t *testing.T, limits storage.Limits) storage.Storage {
+		s, err := Open(filepath.Join(t.TempDir(), "dingbridge.db"), Options{Limits: limits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
 // openTest opens path with the defaults a server uses (fsync included) and closes
 // it when the test ends.
 func openTest(t *testing.T, path string) *Storage {
@@ -110,7 +121,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "dingbridge.db")
 	s := openTest(t, path)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		return tx.Bucket([]byte(bucketMeta)).Put([]byte(metaSchemaKey), []byte("2"))
+		return tx.Bucket([]byte(bucketMeta)).Put([]byte(metaSchemaKey), []byte("3"))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +132,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 	s, err = Open(path, Options{})
 	if err == nil {
 		_ = s.Close()
-		t.Fatal("Open of a schema 2 file succeeded")
+		t.Fatal("Open of a schema 3 file succeeded")
 	}
 	if !errors.Is(err, ErrNewerSchema) {
 		t.Errorf("error %v, want ErrNewerSchema", err)
@@ -135,8 +146,8 @@ func TestNewFileHasSchemaVersion(t *testing.T) {
 		v = string(tx.Bucket([]byte(bucketMeta)).Get([]byte(metaSchemaKey)))
 		return nil
 	})
-	if v != "1" {
-		t.Errorf("schema version %q, want 1", v)
+	if v != "2" {
+		t.Errorf("schema version %q, want 2", v)
 	}
 }
 
@@ -168,15 +179,27 @@ func TestGrantIndexFollowsTokens(t *testing.T) {
 	if err := s.DeleteRefreshToken(ctx, "rt3"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RevokeGrant(ctx, "g1"); err != nil {
+	if err := s.RevokeGrant(ctx, "g1", live); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GarbageCollect(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range []string{bucketGrants, bucketAccessTokens, bucketRefreshTokens} {
+	for _, b := range []string{bucketGrants, bucketAccessTokens, bucketRefreshTokens, bucketRotated} {
 		if n := countKeys(t, s, b); n != 0 {
 			t.Errorf("%s: %d keys left", b, n)
+		}
+	}
+	// What is left is g1's revocation, until it ends.
+	if n := countKeys(t, s, bucketExpiry); n != 1 {
+		t.Errorf("expiry index: %d keys left, want 1 (the revocation)", n)
+	}
+	if _, err := s.GarbageCollect(ctx, live.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{bucketExpiry, bucketRevoked} {
+		if n := countKeys(t, s, b); n != 0 {
+			t.Errorf("%s: %d keys left after the revocation ended", b, n)
 		}
 	}
 }
@@ -188,16 +211,15 @@ func TestGarbageCollectInChunks(t *testing.T) {
 	const total = 2*gcChunk + 500
 	wantExpired := 0
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket([]byte(bucketUpstreamStates))
 		for i := range total {
-			expiry := past
+			expiry := past.Add(time.Duration(i) * time.Millisecond)
 			if i%7 == 0 {
 				expiry = live
 			} else {
 				wantExpired++
 			}
 			id := time.Duration(i).String() // distinct, in no particular key order
-			if err := put(b, id, storage.UpstreamState{ID: id, Expiry: expiry}); err != nil {
+			if err := putSession(tx, storage.Session{ID: id, Expiry: expiry}); err != nil {
 				return err
 			}
 		}
@@ -210,11 +232,14 @@ func TestGarbageCollectInChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.UpstreamStates != wantExpired {
-		t.Errorf("removed %d upstream states, want %d", r.UpstreamStates, wantExpired)
+	if r.Sessions != wantExpired {
+		t.Errorf("removed %d sessions, want %d", r.Sessions, wantExpired)
 	}
-	if n := countKeys(t, s, bucketUpstreamStates); n != total-wantExpired {
-		t.Errorf("%d upstream states left, want %d", n, total-wantExpired)
+	if n := countKeys(t, s, bucketSessions); n != total-wantExpired {
+		t.Errorf("%d sessions left, want %d", n, total-wantExpired)
+	}
+	if n := countKeys(t, s, bucketExpiry); n != total-wantExpired {
+		t.Errorf("%d expiry keys left, want %d", n, total-wantExpired)
 	}
 }
 
