@@ -86,18 +86,21 @@ func runLoad(ctx context.Context, o options, t target, stdout, stderr io.Writer)
 		return result{}, fmt.Errorf("%w: -redirect-uri %q is not an absolute URL", errUsage, o.redirectURI)
 	}
 	issuerURL, _ := url.Parse(t.issuer) // checked by discover
-	c := &client{
-		is: is, transport: transport, timeout: o.timeout, clientID: t.clientID, secret: t.secret,
-		redirectURI: redirectURI, scopes: o.scopes,
-		allowedHosts: append([]string{issuerURL.Host}, t.extraHosts...),
+	var clients []*client
+	for _, id := range clientIDs(t.clientID, o.clients) {
+		clients = append(clients, &client{
+			is: is, transport: transport, timeout: o.timeout, clientID: id, secret: t.secret,
+			redirectURI: redirectURI, scopes: o.scopes,
+			allowedHosts: append([]string{issuerURL.Host}, t.extraHosts...),
+		})
 	}
 
-	op, err := prepare(ctx, o, c)
+	op, err := prepare(ctx, o, clients)
 	if err != nil {
 		return result{}, err
 	}
-	fmt.Fprintf(stdout, "%s against %s: %d workers, %s measured after %s of warm-up\n",
-		o.mode, t.issuer, o.concurrency, o.duration, o.warmup)
+	fmt.Fprintf(stdout, "%s against %s: %d workers, %d client(s), %s measured after %s of warm-up\n",
+		o.mode, t.issuer, o.concurrency, o.clients, o.duration, o.warmup)
 
 	failures := newFailureLog(stderr, o.verbose)
 	warmEnd := time.Now().Add(o.warmup)
@@ -187,43 +190,42 @@ func runLoad(ctx context.Context, o options, t target, stdout, stderr io.Writer)
 // operation is one measured unit of work for worker w.
 type operation func(ctx context.Context, w int) error
 
-// prepare returns the operation for o.mode, logging in o.clients times first
-// for the modes that need tokens.
-func prepare(ctx context.Context, o options, c *client) (operation, error) {
+// prepare returns the operation for o.mode. Worker w takes clients w,
+// w+concurrency, … in turn; refresh and userinfo first log each client in once.
+func prepare(ctx context.Context, o options, clients []*client) (operation, error) {
+	next := make([]int, o.concurrency) // only worker w touches next[w]
+	pick := func(w int) int {
+		i := (w + next[w]*o.concurrency) % len(clients)
+		if next[w]++; next[w]*o.concurrency >= len(clients) {
+			next[w] = 0
+		}
+		return i
+	}
 	if o.mode == modeLogin {
-		return func(ctx context.Context, _ int) error {
-			_, _, err := c.login(ctx)
+		return func(ctx context.Context, w int) error {
+			_, _, err := clients[pick(w)].login(ctx)
 			return err
 		}, nil
 	}
-	chains := make([]*chain, o.clients)
-	for i := range chains {
+	chains := make([]*chain, len(clients))
+	for i, c := range clients {
 		t, subject, err := c.login(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("log in client %d of %d before the %s load: %w", i+1, o.clients, o.mode, err)
+			return nil, fmt.Errorf("log in client %s before the %s load: %w", c.clientID, o.mode, err)
 		}
 		if o.mode == modeRefresh && t.RefreshToken == "" {
-			return nil, errors.New("the login gave no refresh token: is offline_access allowed for this client?")
+			return nil, fmt.Errorf("the login of client %s gave no refresh token: may it use offline_access?", c.clientID)
 		}
-		chains[i] = &chain{tokens: t, subject: subject}
-	}
-	// Worker w uses chains w, w+concurrency, … in turn. A chain is used by one
-	// worker at a time: a refresh token rotates, so two at once would be reuse.
-	next := make([]int, o.concurrency)
-	pick := func(w int) *chain {
-		i := (w + next[w]*o.concurrency) % len(chains)
-		next[w]++
-		if next[w]*o.concurrency >= len(chains) {
-			next[w] = 0
-		}
-		return chains[i]
+		chains[i] = &chain{client: c, tokens: t, subject: subject}
 	}
 	if o.mode == modeRefresh {
+		// A chain is used by one worker at a time: a refresh token rotates, so
+		// two at once would be a reuse.
 		return func(ctx context.Context, w int) error {
-			ch := pick(w)
+			ch := chains[pick(w)]
 			ch.mu.Lock()
 			defer ch.mu.Unlock()
-			t, err := c.refresh(ctx, ch.tokens.RefreshToken)
+			t, err := ch.client.refresh(ctx, ch.tokens.RefreshToken)
 			if err != nil {
 				return err
 			}
@@ -232,16 +234,29 @@ func prepare(ctx context.Context, o options, c *client) (operation, error) {
 		}, nil
 	}
 	return func(ctx context.Context, w int) error {
-		ch := pick(w)
+		ch := chains[pick(w)]
 		ch.mu.Lock()
 		access := ch.tokens.AccessToken
 		ch.mu.Unlock()
-		return c.userinfo(ctx, access, ch.subject)
+		return ch.client.userinfo(ctx, access, ch.subject)
 	}, nil
+}
+
+// clientIDs names n clients after id: id itself when n is 1, else id-1 … id-n.
+func clientIDs(id string, n int) []string {
+	if n == 1 {
+		return []string{id}
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-%d", id, i+1)
+	}
+	return ids
 }
 
 // chain is one logged-in client's tokens.
 type chain struct {
+	client  *client
 	mu      sync.Mutex
 	tokens  tokens
 	subject string

@@ -65,7 +65,11 @@ type options struct {
 	redirectURI string
 	scopes      string
 	concurrency int
-	clients     int // logins made up front for refresh and userinfo: each is one token chain
+	// clients is how many OAuth clients the load spreads over: clientID itself
+	// when 1, else clientID-1 … clientID-N sharing one secret. Refresh and
+	// userinfo log each in once and use its tokens: one chain per client, as a
+	// provider may keep one refresh token per person and client (Dex does).
+	clients int
 	duration    time.Duration
 	warmup      time.Duration
 	timeout     time.Duration
@@ -101,7 +105,7 @@ func parseOptions(args []string, stderr io.Writer, env Env) (options, error) {
 	fs.StringVar(&o.redirectURI, "redirect-uri", "http://127.0.0.1:1/callback", "the client's registered redirect URI; it is never contacted")
 	fs.StringVar(&o.scopes, "scopes", "openid profile email offline_access", "scopes to ask for (refresh needs offline_access)")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "workers running operations at once")
-	fs.IntVar(&o.clients, "clients", 0, "refresh, userinfo: logged-in clients (token chains) the workers share; 0: one per worker")
+	fs.IntVar(&o.clients, "clients", 1, "OAuth clients to spread over: -client-id itself when 1, else <client-id>-1 … <client-id>-N with one secret; refresh and userinfo use one token chain per client")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to measure")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "run this long first without counting")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "each HTTP request's timeout")
@@ -137,11 +141,8 @@ func parseOptions(args []string, stderr io.Writer, env Env) (options, error) {
 	if o.concurrency < 1 || o.concurrency > 1024 {
 		return bad("-concurrency %d: use 1 to 1024", o.concurrency)
 	}
-	if o.clients == 0 {
-		o.clients = o.concurrency
-	}
-	if o.clients < 1 || o.clients > 10000 {
-		return bad("-clients %d: use 1 to 10000", o.clients)
+	if o.clients < 1 || o.clients > 1000 {
+		return bad("-clients %d: use 1 to 1000", o.clients)
 	}
 	if o.duration <= 0 || o.duration > time.Hour {
 		return bad("-duration %s: use more than 0 and at most 1h", o.duration)
@@ -201,7 +202,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) 
 	target := target{issuer: o.issuer, clientID: o.clientID, secret: o.secret, pid: o.providerPID}
 	switch {
 	case o.providerBin != "":
-		started, err := startProvider(ctx, providerOptions{binary: o.providerBin, redirectURI: o.redirectURI,
+		started, err := startProvider(ctx, providerOptions{binary: o.providerBin, redirectURI: o.redirectURI, clients: o.clients,
 			keyAlgorithm: o.keyAlgorithm, keepDir: o.keepDir, stderr: stderr})
 		if err != nil {
 			return err

@@ -70,6 +70,7 @@ func listenLoopback(addr string) (net.Listener, error) {
 type providerOptions struct {
 	binary       string
 	redirectURI  string
+	clients      int // static clients to declare, named as clientIDs names them
 	keyAlgorithm string
 	keepDir      bool
 	stderr       io.Writer // where the provider's log goes if it fails to start
@@ -127,10 +128,12 @@ func startProvider(ctx context.Context, o providerOptions) (_ *startedProvider, 
 			ID: "dingtalk", Type: "dingtalk", ClientID: dtClientID, ClientSecret: dtSecret,
 			Endpoints: endpointsConfig{Login: p.fake.url, API: p.fake.url, OAPI: p.fake.url},
 		}},
-		StaticClients: []clientConfig{{ID: loadClientID, Name: "dingbridge-load", Secret: p.secret, RedirectURIs: []string{o.redirectURI}}},
 		RateLimit:     rateLimitConfig{PerSecond: 0, Burst: 1},
 		Keys:          keysConfig{Algorithm: o.keyAlgorithm},
 		Logging:       loggingConfig{Level: "warn"},
+	}
+	for _, id := range clientIDs(loadClientID, o.clients) {
+		cfg.StaticClients = append(cfg.StaticClients, clientConfig{ID: id, Secret: p.secret, RedirectURIs: []string{o.redirectURI}})
 	}
 	configPath := filepath.Join(dir, "config.yaml")
 	if err := writeConfig(configPath, cfg); err != nil {
@@ -249,7 +252,6 @@ type endpointsConfig struct {
 
 type clientConfig struct {
 	ID           string   `yaml:"id"`
-	Name         string   `yaml:"name"`
 	Secret       string   `yaml:"secret"`
 	RedirectURIs []string `yaml:"redirectURIs"`
 }
