@@ -69,10 +69,10 @@ type options struct {
 	// when 1, else clientID-1 … clientID-N sharing one secret. Refresh and
 	// userinfo log each in once and use its tokens: one chain per client, as a
 	// provider may keep one refresh token per person and client (Dex does).
-	clients int
-	duration    time.Duration
-	warmup      time.Duration
-	timeout     time.Duration
+	clients  int
+	duration time.Duration
+	warmup   time.Duration
+	timeout  time.Duration
 
 	providerBin  string // start `providerBin serve` with the fake DingTalk
 	providerPID  int    // measure this already running provider

@@ -128,9 +128,9 @@ func startProvider(ctx context.Context, o providerOptions) (_ *startedProvider, 
 			ID: "dingtalk", Type: "dingtalk", ClientID: dtClientID, ClientSecret: dtSecret,
 			Endpoints: endpointsConfig{Login: p.fake.url, API: p.fake.url, OAPI: p.fake.url},
 		}},
-		RateLimit:     rateLimitConfig{PerSecond: 0, Burst: 1},
-		Keys:          keysConfig{Algorithm: o.keyAlgorithm},
-		Logging:       loggingConfig{Level: "warn"},
+		RateLimit: rateLimitConfig{PerSecond: 0, Burst: 1},
+		Keys:      keysConfig{Algorithm: o.keyAlgorithm},
+		Logging:   loggingConfig{Level: "warn"},
 	}
 	for _, id := range clientIDs(loadClientID, o.clients) {
 		cfg.StaticClients = append(cfg.StaticClients, clientConfig{ID: id, Secret: p.secret, RedirectURIs: []string{o.redirectURI}})
