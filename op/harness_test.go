@@ -22,6 +22,7 @@ import (
 
 	"github.com/dingbridge/dingbridge/keys"
 	"github.com/dingbridge/dingbridge/op"
+	"github.com/dingbridge/dingbridge/storage"
 	"github.com/dingbridge/dingbridge/storage/bolt"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk/dingtalktest"
@@ -77,6 +78,8 @@ type envOptions struct {
 	claims op.ClaimsPolicy
 	// users replaces the fake DingTalk's demo users; the first one logs in.
 	users []dingtalktest.User
+	// limits bound the storage's flow state (zero: the defaults).
+	limits storage.Limits
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -117,7 +120,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	}
 	e.dingtalk.Fake.AutoApprove(e.user.UnionID)
 
-	e.store, err = bolt.Open(e.dbPath, bolt.Options{})
+	e.store, err = bolt.Open(e.dbPath, bolt.Options{Limits: opts.limits})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,7 @@ const (
 	pageLogoutRefused         page = "logout_refused"
 	pageLogoutConfirm         page = "logout_confirm"
 	pageServerError           page = "server_error"
+	pageBusy                  page = "busy"
 	pageNotFound              page = "not_found"
 	pageDeviceEnter           page = "device_enter"
 	pageDeviceInvalid         page = "device_invalid"
@@ -95,6 +96,8 @@ var messages = map[string]map[page]message{
 			"If you did not ask to log out, close this page: you stay logged in."},
 		pageServerError: {"Something went wrong", "The login service could not complete your request.",
 			"Try again later. If it keeps failing, tell your administrator."},
+		pageBusy: {"The login service is busy", "Too many logins are in progress right now.",
+			"Wait a moment and try again."},
 		pageNotFound: {"Page not found", "", ""},
 		pageDeviceEnter: {"Connect a device", "Enter the code your device shows.",
 			"Only enter a code shown by a device you are using yourself."},
@@ -143,6 +146,7 @@ var messages = map[string]map[page]message{
 		pageLoggedOut:       {"您已退出登录", "现在可以关闭此窗口。", ""},
 		pageLogoutConfirm:   {"退出登录？", "有页面请求让您退出 dingbridge 登录。退出后，使用它的每个应用都需要重新登录。", "如果不是您本人要求退出，请关闭此页面，您将保持登录状态。"},
 		pageServerError:     {"出错了", "登录服务暂时无法完成您的请求。", "请稍后再试。如果一直失败，请联系管理员。"},
+		pageBusy:            {"登录服务繁忙", "当前正在进行的登录过多。", "请稍候再试。"},
 		pageNotFound:        {"页面不存在", "", ""},
 		pageDeviceEnter:     {"连接设备", "请输入设备上显示的验证码。", "只输入您本人正在使用的设备上显示的验证码。"},
 		pageDeviceInvalid:   {"验证码无效", "此验证码不存在、已过期或已被使用。", "请核对设备上的验证码，或在设备上重新开始。"},
