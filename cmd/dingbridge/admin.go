@@ -148,7 +148,7 @@ func connectAdmin(ctx context.Context, cfg *config.Config) (admin.API, func(), e
 	if err != nil {
 		return nil, nil, fmt.Errorf("open storage: %w", err)
 	}
-	km, err := keys.New(store, keys.Options{RetainFor: keyRetention})
+	km, err := keys.New(store, keyOptions(cfg.Keys))
 	if err == nil {
 		var svc *admin.Service
 		if svc, err = admin.NewService(adminServiceConfig(cfg, store, km)); err == nil {
