@@ -153,7 +153,7 @@ type Failure struct {
 	// DingTalk's limits do: a QPS limit (90018, 90002, Forbidden.AccessDenied.Qps…)
 	// lasts a second, the gateway's per-IP ban five minutes. Every request in
 	// that time fails, whatever Times says; afterwards the failure is gone.
-	For time.Duration
+	For   time.Duration
 	until time.Time // set by the first failed request when For is
 }
 
