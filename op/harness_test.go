@@ -23,6 +23,7 @@ import (
 
 	"github.com/dingbridge/dingbridge/keys"
 	"github.com/dingbridge/dingbridge/op"
+	"github.com/dingbridge/dingbridge/storage"
 	"github.com/dingbridge/dingbridge/storage/bolt"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk/dingtalktest"
@@ -78,6 +79,8 @@ type envOptions struct {
 	claims op.ClaimsPolicy
 	// keyAlgorithm signs the tokens; "": the default, RS256.
 	keyAlgorithm jose.SignatureAlgorithm
+	// limits bound the storage's flow state (zero: the defaults).
+	limits storage.Limits
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -112,7 +115,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	e.user = dingtalktest.DemoUsers()[0]
 	e.dingtalk.Fake.AutoApprove(e.user.UnionID)
 
-	e.store, err = bolt.Open(e.dbPath, bolt.Options{})
+	e.store, err = bolt.Open(e.dbPath, bolt.Options{Limits: opts.limits})
 	if err != nil {
 		t.Fatal(err)
 	}
