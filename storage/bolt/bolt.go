@@ -49,6 +49,7 @@ const (
 	// bucketUserCodes indexes device authorizations by user code.
 	bucketUserCodes = "device_user_codes"
 	bucketConsents  = "consents"
+	// bucketUserIndex (userindex.go) finds users by unionid, userid, mobile, email, username.
 
 	metaSchemaKey = "schema"
 )
@@ -58,7 +59,7 @@ func bucketNames() []string {
 		bucketClients, bucketAuthRequests, bucketCodes, bucketAccessTokens,
 		bucketRefreshTokens, bucketUsers, bucketKeys, bucketUpstreamStates,
 		bucketMeta, bucketGrants, bucketSessions, bucketDevices, bucketUserCodes,
-		bucketConsents,
+		bucketConsents, bucketUserIndex,
 	}
 }
 
@@ -166,9 +167,11 @@ func initSchema(tx *bbolt.Tx) error {
 	}
 	meta := tx.Bucket([]byte(bucketMeta))
 	if meta.Get([]byte(metaSchemaKey)) == nil {
-		return meta.Put([]byte(metaSchemaKey), []byte(strconv.Itoa(schemaVersion)))
+		if err := meta.Put([]byte(metaSchemaKey), []byte(strconv.Itoa(schemaVersion))); err != nil {
+			return err
+		}
 	}
-	return nil
+	return ensureUserIndex(tx)
 }
 
 // Close closes the file and releases the lock.

@@ -20,12 +20,13 @@ func (s *Storage) UpsertUser(ctx context.Context, subject string, update func(u 
 	err := s.batch(ctx, func(tx *bbolt.Tx) error {
 		stored, answer = storage.User{}, nil
 		b := tx.Bucket([]byte(bucketUsers))
-		var u storage.User
-		found, err := get(b, subject, &u)
+		var old storage.User
+		found, err := get(b, subject, &old)
 		if err != nil {
 			return err
 		}
-		if u, answer = update(u, found); answer != nil {
+		var u storage.User
+		if u, answer = update(old, found); answer != nil {
 			return nil
 		}
 		if u.Subject == "" {
@@ -36,7 +37,11 @@ func (s *Storage) UpsertUser(ctx context.Context, subject string, update func(u 
 			return nil
 		}
 		u = utcUser(u)
-		if err := put(b, subject, u); err != nil {
+		var previous *storage.User
+		if found {
+			previous = &old
+		}
+		if err := putUser(tx, subject, previous, u); err != nil {
 			return err
 		}
 		stored = u
