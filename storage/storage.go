@@ -89,6 +89,10 @@ type Storage interface {
 	GetSession(ctx context.Context, id string) (Session, error)
 	UpdateSession(ctx context.Context, id string, update func(Session) (Session, error)) error
 	DeleteSession(ctx context.Context, id string) error
+	// SessionsOf returns the person's live sessions, in no particular order, so
+	// that the clients logged in through them can be told when the person is
+	// logged out everywhere. Rare (offboarding): a backend may scan.
+	SessionsOf(ctx context.Context, subject string) ([]Session, error)
 
 	// Upstream login states: created when a person is sent to DingTalk, consumed
 	// (deleted and returned, once) when DingTalk sends them back.

@@ -114,6 +114,23 @@ func findUserTests() []test {
 			}
 			equal(t, "provisioned user", users[0], u)
 		}},
+		{"sessions of a person are their live sessions only", func(t *testing.T, s storage.Storage) {
+			ctx := t.Context()
+			mine, other, gone := session("s1", live()), session("s2", live()), session("s3", past())
+			other.Subject = "union-456"
+			for _, sess := range []storage.Session{mine, other, gone} {
+				must(t, s.CreateSession(ctx, sess))
+			}
+			got, err := s.SessionsOf(ctx, "union-123")
+			must(t, err)
+			if len(got) != 1 {
+				t.Fatalf("SessionsOf found %d sessions, want the one live session of union-123", len(got))
+			}
+			equal(t, "session", got[0], mine)
+			if got, err := s.SessionsOf(ctx, "nobody"); err != nil || len(got) != 0 {
+				t.Errorf("SessionsOf(nobody) = %v, %v; want none", got, err)
+			}
+		}},
 		{"a key with no value, or with two, is refused", func(t *testing.T, s storage.Storage) {
 			for _, k := range []storage.UserKey{
 				{},
