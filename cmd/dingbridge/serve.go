@@ -61,7 +61,7 @@ func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger) erro
 	}
 	// The admin service shares the provider's storage and key manager, so
 	// what the CLI changes through the socket is what the provider serves.
-	svc, err := admin.NewService(adminServiceConfig(cfg, store, km))
+	svc, err := admin.NewService(adminServiceConfig(cfg, store, km, provider))
 	if err != nil {
 		return err
 	}
