@@ -165,7 +165,7 @@ func subjectsOf(users []storage.User) []string {
 
 // loginUpdate is how a login changes the person's record: what DingTalk says now,
 // the binding of a provisioned record, the username chosen once. A disabled
-// record is left as it is (the login is refused), unless only the directory had
+// record is left as it is (errUserDisabled: the login is refused), unless only the directory had
 // disabled it and this login's connector just found the person a member again.
 func (p *Provider) loginUpdate(conn Connector, id upstream.Identity, acc account, now time.Time) func(storage.User, bool) (storage.User, error) {
 	checked := requiresMembership(conn)
@@ -180,7 +180,7 @@ func (p *Provider) loginUpdate(conn Connector, id upstream.Identity, acc account
 		}
 		if found && u.Disabled {
 			if !checked || !disabledByDirectory(u) || u.ConnectorID != conn.ID {
-				return u, nil
+				return u, errUserDisabled
 			}
 			u.Disabled, u.DisabledAt, u.DisabledReason = false, time.Time{}, ""
 		}

@@ -17,7 +17,6 @@ import (
 // (UserKey.Normalize refuses it) and subjects are never empty.
 
 const (
-	bucketUserIndex = "user_index"
 	// metaUserIndexKey marks a file whose index covers every user: files written
 	// before the index existed are indexed once, when opened.
 	metaUserIndexKey = "user_index"
