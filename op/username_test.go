@@ -1,9 +1,13 @@
 package op
 
 import (
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/dingbridge/dingbridge/storage"
+	"github.com/dingbridge/dingbridge/storage/bolt"
+	"github.com/dingbridge/dingbridge/upstream"
 )
 
 func TestPinyinUsernames(t *testing.T) {
@@ -53,5 +57,58 @@ func TestPreferredUsernameSources(t *testing.T) {
 	u.Username, u.Nick = "zhangsan-abcd", "张三丰"
 	if got := (ClaimsPolicy{}).preferredUsername(u); got != "zhangsan-abcd" {
 		t.Errorf("stored username: got %q", got)
+	}
+}
+
+func TestUsernameClashGetsAStableSuffix(t *testing.T) {
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	p := &Provider{store: store, claims: ClaimsPolicy{PreferredUsername: UsernamePinyin}}
+	ctx := t.Context()
+	choose := func(subject, unionID string) string {
+		t.Helper()
+		name, err := p.chooseUsername(ctx, storage.User{Subject: subject, UnionID: unionID, Nick: "张三"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = store.UpsertUser(ctx, subject, func(u storage.User, _ bool) (storage.User, error) {
+			u.UnionID, u.Username = unionID, name
+			return u, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return name
+	}
+	if first := choose("s1", "union-1"); first != "zhangsan" {
+		t.Errorf("first 张三: %q, want zhangsan", first)
+	}
+	second := choose("s2", "union-2")
+	if want := "zhangsan-" + usernameSuffix("union-2", 4); second != want {
+		t.Errorf("second 张三: %q, want %q (a suffix from the unionid)", second, want)
+	}
+	// Asked again, the same person gets the same name: their own record does not clash.
+	if again, _ := p.chooseUsername(ctx, storage.User{Subject: "s1", UnionID: "union-1", Nick: "张三"}); again != "zhangsan" {
+		t.Errorf("the first 张三 asked again: %q", again)
+	}
+}
+
+// A provisioned record is matched only on what DingTalk vouches for: the
+// profile's own email address is not among it.
+func TestVouchedKeysLeaveOutThePersonalEmail(t *testing.T) {
+	keys := vouchedKeys(upstream.Identity{
+		UnionID: "u1", UserID: "zhangsan", CorpID: "dingcorp", Phone: "+8613800138000",
+		Email: "me@gmail.example", OrgEmail: "zhangsan@corp.example.com", DirectoryEmail: "z.san@corp.example.com",
+	})
+	want := []storage.UserKey{{UserID: "zhangsan", CorpID: "dingcorp"}, {Phone: "+8613800138000"},
+		{Email: "zhangsan@corp.example.com"}, {Email: "z.san@corp.example.com"}}
+	if !slices.Equal(keys, want) {
+		t.Errorf("vouchedKeys = %v, want %v", keys, want)
+	}
+	if got := vouchedKeys(upstream.Identity{UnionID: "u2", Email: "me@gmail.example"}); len(got) != 0 {
+		t.Errorf("a person with only a personal email: %v, want no key", got)
 	}
 }
