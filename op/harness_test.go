@@ -78,6 +78,8 @@ type envOptions struct {
 	claims op.ClaimsPolicy
 	// limits bound the storage's flow state (zero: the defaults).
 	limits storage.Limits
+	// registration says who may log in without a user record.
+	registration op.Registration
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -167,8 +169,9 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		},
 		Lifetimes: opts.lifetimes,
 		RateLimit: opts.rateLimit,
-		Claims:    opts.claims,
-		Logger:    logger,
+		Claims:       opts.claims,
+		Registration: opts.registration,
+		Logger:       logger,
 	})
 	if err != nil {
 		t.Fatal(err)
