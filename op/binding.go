@@ -111,6 +111,9 @@ func (p *Provider) accountFor(ctx context.Context, id upstream.Identity) (accoun
 	}
 	u, err := p.store.GetUser(ctx, acc.subject)
 	switch {
+	case err == nil && u.UnionID == id.UnionID:
+		// Created by a login of the same person a moment ago.
+		return p.withUsername(ctx, acc, u, id)
 	case err == nil && u.UnionID == "":
 		acc.bindBy = storage.UserKey{UnionID: id.UnionID}
 		return p.withUsername(ctx, acc, u, id)
