@@ -22,6 +22,11 @@ type Config struct {
 	// MaxTokenLifetime bounds per-client lifetimes: the time a retired signing
 	// key stays published (keys.Options.RetainFor).
 	MaxTokenLifetime time.Duration
+	// DefaultCorpID is the organisation a provisioned userid belongs to when
+	// none is given: the corpID of the one connector that has one.
+	DefaultCorpID string
+	// Membership asks the directories for users sync; nil: sync is refused.
+	Membership MembershipSyncer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

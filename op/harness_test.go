@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
@@ -78,8 +79,12 @@ type envOptions struct {
 	claims op.ClaimsPolicy
 	// users replaces the fake DingTalk's demo users; the first one logs in.
 	users []dingtalktest.User
+	// keyAlgorithm signs the tokens; "": the default, RS256.
+	keyAlgorithm jose.SignatureAlgorithm
 	// limits bound the storage's flow state (zero: the defaults).
 	limits storage.Limits
+	// registration says who may log in without a user record.
+	registration op.Registration
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -124,7 +129,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	km, err := keys.New(e.store, keys.Options{})
+	km, err := keys.New(e.store, keys.Options{Algorithm: opts.keyAlgorithm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,10 +178,11 @@ func newEnv(t testing.TB, opts envOptions) *env {
 			{ID: deviceClientID, Name: "kubectl", Public: true, GrantTypes: []string{op.GrantTypeDeviceCode, "refresh_token"}},
 			{ID: consentClientID, Name: "Partner portal", Secret: rpSecret, RequireConsent: true, RedirectURIs: []string{rpRedirectURI}},
 		},
-		Lifetimes: opts.lifetimes,
-		RateLimit: opts.rateLimit,
-		Claims:    opts.claims,
-		Logger:    logger,
+		Lifetimes:    opts.lifetimes,
+		RateLimit:    opts.rateLimit,
+		Claims:       opts.claims,
+		Registration: opts.registration,
+		Logger:       logger,
 	})
 	if err != nil {
 		t.Fatal(err)
