@@ -40,6 +40,8 @@ type Config struct {
 	RateLimit     RateLimit
 	Registration  Registration
 	Membership    Membership
+	// Branding is shown on embedded login pages.
+	Branding Branding
 
 	// Logger gets structured logs; nil discards them.
 	Logger *slog.Logger
@@ -52,6 +54,9 @@ type Connector struct {
 	ID        string // in URLs: /callback/<ID>
 	Name      string // shown on the chooser page
 	Connector upstream.Connector
+	// Embedded: the login runs in our own page (upstream.EmbeddedConnector)
+	// instead of a redirect to the upstream's.
+	Embedded bool
 }
 
 // ClaimsPolicy says how DingTalk identities become claims.
@@ -127,6 +132,7 @@ type Provider struct {
 	claims     ClaimsPolicy
 	lifetimes  Lifetimes
 	register   Registration
+	branding   Branding
 	membership *membershipChecks
 	limiter    *ipLimiter
 	failures   *failureLimiter
@@ -180,7 +186,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if p.claims.PreferredUsername == "" {
 		p.claims.PreferredUsername = UsernamePinyin
 	}
-	p.register = cfg.Registration
+	p.register, p.branding = cfg.Registration, cfg.Branding
 	p.membership = newMembershipChecks(cfg.Membership)
 
 	tokenKey, err := cfg.Keys.TokenKey(ctx)
