@@ -252,11 +252,6 @@ func (p *Provider) routes() http.Handler {
 
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.handler.ServeHTTP(w, r) }
 
-// authCallbackURL is where the login step hands a finished auth request back to zitadel.
-func (p *Provider) authCallbackURL(authRequestID string) string {
-	return p.oidc.AuthorizationEndpoint().Absolute(p.issuer) + "/callback?id=" + url.QueryEscape(authRequestID)
-}
-
 func (p *Provider) connector(id string) (Connector, bool) {
 	for _, c := range p.connectors {
 		if c.ID == id {
