@@ -49,6 +49,15 @@ type Config struct {
 	// AdminSocket is the unix socket the admin CLI talks to while the server runs
 	// (bbolt lets one process open the file). Default "<storage.path>.sock" for bolt.
 	AdminSocket string `yaml:"adminSocket"`
+	// Telemetry is the private listener for Prometheus metrics and probes.
+	Telemetry Telemetry `yaml:"telemetry"`
+}
+
+// Telemetry configures the listener that serves /metrics, /healthz and /readyz.
+type Telemetry struct {
+	// Listen is its address, e.g. "127.0.0.1:9464". Empty (the default): no
+	// telemetry listener. Never the public listen address.
+	Listen string `yaml:"listen"`
 }
 
 // Storage says where dingbridge keeps its records.
