@@ -41,6 +41,8 @@ func Handler(api API, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /v1/users/{subject}/disable", h.disableUser)
 	mux.HandleFunc("POST /v1/users/{subject}/enable", h.enableUser)
 	mux.HandleFunc("POST /v1/claims", h.claims)
+	mux.HandleFunc("GET /v1/backup", h.backup)
+	mux.HandleFunc("POST /v1/reload", h.reload)
 	return mux
 }
 

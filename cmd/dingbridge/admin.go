@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -15,7 +16,6 @@ import (
 	"github.com/dingbridge/dingbridge/config"
 	"github.com/dingbridge/dingbridge/keys"
 	"github.com/dingbridge/dingbridge/storage"
-	"github.com/dingbridge/dingbridge/storage/bolt"
 )
 
 // The admin commands (client, keys, users, claims) run the same code whether
@@ -126,29 +126,38 @@ func adminCommand(env config.Env, c *cobra.Command, run adminRun) *cobra.Command
 }
 
 // connectAdmin returns the running server's admin API if it answers on its
-// socket, or else a Service over the database file, opened directly.
+// socket, or else a Service over the database file, opened directly. Before
+// the first start there is no file: it is created as serve would (0600, the
+// schema, signing keys), so provisioning can register clients before the
+// service is enabled.
 func connectAdmin(ctx context.Context, cfg *config.Config) (admin.API, func(), error) {
 	remote := admin.Dial(cfg.AdminSocket)
-	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	pingErr := remote.Ping(pingCtx)
-	cancel()
+	pingErr := pingRemote(ctx, remote)
 	if pingErr == nil {
 		return remote, func() {}, nil
 	}
 	path := cfg.Storage.Path
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		// Creating it here could leave a file the server's user cannot open.
-		return nil, nil, fmt.Errorf("the database %s does not exist yet and no dingbridge answers on %s: start `dingbridge serve` once to create it, or check storage.path", path, cfg.AdminSocket)
+	_, statErr := os.Stat(path)
+	creating := errors.Is(statErr, fs.ErrNotExist)
+	if creating {
+		if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+			return nil, nil, fmt.Errorf("the database %s does not exist yet and its folder %s does not either: create the folder (owned by the user serve runs as), or check storage.path", path, filepath.Dir(path))
+		}
 	}
-	// A running server holds the file's lock: give up quickly rather than wait.
-	store, err := bolt.Open(path, bolt.Options{Timeout: 300 * time.Millisecond})
-	if errors.Is(err, bolt.ErrLocked) {
-		return nil, nil, fmt.Errorf("the database %s is in use by a running dingbridge but its admin socket %s does not answer: %w", path, cfg.AdminSocket, pingErr)
-	}
+	store, err := openOffline(path, cfg.AdminSocket, pingErr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open storage: %w", err)
+		return nil, nil, err
 	}
-	km, err := keys.New(store, keys.Options{RetainFor: keyRetention})
+	var km *keys.Manager
+	if creating {
+		// The keys serve would make at its first start, from the same settings.
+		km, err = newKeyManager(ctx, store, cfg.Keys)
+		if err == nil {
+			err = giveToFolderOwner(path)
+		}
+	} else {
+		km, err = keys.New(store, keys.Options{RetainFor: keyRetention})
+	}
 	if err == nil {
 		var svc *admin.Service
 		if svc, err = admin.NewService(adminServiceConfig(cfg, store, km)); err == nil {
@@ -156,6 +165,9 @@ func connectAdmin(ctx context.Context, cfg *config.Config) (admin.API, func(), e
 		}
 	}
 	_ = store.Close()
+	if creating {
+		_ = os.Remove(path)
+	}
 	return nil, nil, err
 }
 

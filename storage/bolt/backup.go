@@ -29,11 +29,12 @@ func (s *Storage) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	return n, nil
 }
 
-// WriteFile writes what fill writes to path safely: into a temporary file
-// (0600) beside it, fsynced, then renamed over path, and the folder fsynced. A
-// failure leaves path as it was and no temporary file behind. It is how backups
-// and compactions reach the disk.
-func WriteFile(path string, fill func(w io.Writer) error) (err error) {
+// WriteFile writes path safely: fill writes a temporary file (0600) beside it,
+// which is fsynced, then renamed over path, and the folder fsynced. A failure
+// (fill's too) leaves path as it was and no temporary file behind. It is how
+// backups and compactions reach the disk; fill may also reopen the file by its
+// name, e.g. to check it.
+func WriteFile(path string, fill func(tmp *os.File) error) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {

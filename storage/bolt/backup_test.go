@@ -3,7 +3,6 @@ package bolt
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,7 +46,7 @@ func TestBackupWhileWriting(t *testing.T) {
 	}()
 	copyPath := filepath.Join(dir, "backup.db")
 	var written int64
-	err := WriteFile(copyPath, func(w io.Writer) error {
+	err := WriteFile(copyPath, func(w *os.File) error {
 		var err error
 		written, err = s.Backup(t.Context(), w)
 		return err
@@ -87,7 +86,7 @@ func TestWriteFileFailureKeepsTheOldFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	boom := errors.New("disk full")
-	err := WriteFile(path, func(w io.Writer) error {
+	err := WriteFile(path, func(w *os.File) error {
 		_, _ = w.Write([]byte("half a copy"))
 		return boom
 	})

@@ -3,7 +3,6 @@ package bolt
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -44,8 +43,8 @@ func Compact(path string, timeout time.Duration) (before, after int64, err error
 
 	// bbolt writes the new file itself; WriteFile's temporary name is only
 	// reserved, then reopened by bbolt, and fsynced and renamed when done.
-	err = WriteFile(path, func(w io.Writer) error {
-		tmp := w.(*os.File).Name()
+	err = WriteFile(path, func(f *os.File) error {
+		tmp := f.Name()
 		dst, err := bbolt.Open(tmp, 0o600, &bbolt.Options{Timeout: timeout, NoSync: true, FreelistType: bbolt.FreelistMapType})
 		if err != nil {
 			return err
