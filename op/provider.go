@@ -265,6 +265,7 @@ func (p *Provider) Maintain(ctx context.Context) {
 func (p *Provider) sweep(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	p.countRecords(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -281,8 +282,23 @@ func (p *Provider) sweep(ctx context.Context, interval time.Duration) {
 					"codes", res.AuthCodes, "accessTokens", res.AccessTokens, "refreshTokens", res.RefreshTokens,
 					"upstreamStates", res.UpstreamStates, "sessions", res.Sessions)
 			}
+			p.countRecords(ctx)
 		}
 	}
+}
+
+// countRecords updates the stored-records gauges (the count is cheap: no
+// record is decoded).
+func (p *Provider) countRecords(ctx context.Context) {
+	if p.metrics == nil {
+		return
+	}
+	counts, err := p.store.Count(ctx)
+	if err != nil {
+		p.log.WarnContext(ctx, "count stored records", "err", err)
+		return
+	}
+	p.metrics.StoredRecords(counts)
 }
 
 // Wait blocks until background deliveries (back-channel logouts) are done; call

@@ -197,15 +197,24 @@ func (m *Metrics) Sweep(err error) {
 	m.sweeps.WithLabelValues(resultOf(err)).Inc()
 }
 
-// StoredRecords sets the record gauges from a count by kind.
-func (m *Metrics) StoredRecords(byKind map[string]int, sessions int) {
+// StoredRecords sets the record gauges from a storage count.
+func (m *Metrics) StoredRecords(c storage.RecordCounts) {
 	if m == nil {
 		return
 	}
-	for kind, n := range byKind {
-		m.records.WithLabelValues(kind).Set(float64(n))
+	for _, k := range []struct {
+		kind string
+		n    int
+	}{
+		{"auth_requests", c.AuthRequests}, {"auth_codes", c.AuthCodes},
+		{"access_tokens", c.AccessTokens}, {"refresh_tokens", c.RefreshTokens},
+		{"sessions", c.Sessions}, {"users", c.Users}, {"clients", c.Clients},
+		{"upstream_states", c.UpstreamStates}, {"device_authorizations", c.Devices},
+		{"consents", c.Consents},
+	} {
+		m.records.WithLabelValues(k.kind).Set(float64(k.n))
 	}
-	m.sessionsActive.Set(float64(sessions))
+	m.sessionsActive.Set(float64(c.Sessions))
 }
 
 // StorageOperation records one storage call; expected answers (not found,

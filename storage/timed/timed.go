@@ -128,9 +128,9 @@ func (t *Storage) DeleteRefreshToken(ctx context.Context, id string) (err error)
 	return t.next.DeleteRefreshToken(ctx, id)
 }
 
-func (t *Storage) RevokeGrant(ctx context.Context, grantID string) (err error) {
+func (t *Storage) RevokeGrant(ctx context.Context, grantID string, until time.Time) (err error) {
 	defer t.observe("RevokeGrant", time.Now(), &err)
-	return t.next.RevokeGrant(ctx, grantID)
+	return t.next.RevokeGrant(ctx, grantID, until)
 }
 
 func (t *Storage) RevokeSubject(ctx context.Context, subject string) (err error) {
@@ -156,6 +156,11 @@ func (t *Storage) GetUser(ctx context.Context, subject string) (_ storage.User, 
 func (t *Storage) ListUsers(ctx context.Context) (_ []storage.User, err error) {
 	defer t.observe("ListUsers", time.Now(), &err)
 	return t.next.ListUsers(ctx)
+}
+
+func (t *Storage) CompleteLogin(ctx context.Context, l storage.Login) (_ storage.User, err error) {
+	defer t.observe("CompleteLogin", time.Now(), &err)
+	return t.next.CompleteLogin(ctx, l)
 }
 
 func (t *Storage) CreateSession(ctx context.Context, s storage.Session) (err error) {
@@ -223,9 +228,19 @@ func (t *Storage) UpdateKeySet(ctx context.Context, update func(storage.KeySet) 
 	return t.next.UpdateKeySet(ctx, update)
 }
 
+func (t *Storage) AcquireLease(ctx context.Context, name string, holder string, ttl time.Duration) (_ bool, err error) {
+	defer t.observe("AcquireLease", time.Now(), &err)
+	return t.next.AcquireLease(ctx, name, holder, ttl)
+}
+
 func (t *Storage) GarbageCollect(ctx context.Context, now time.Time) (_ storage.GCResult, err error) {
 	defer t.observe("GarbageCollect", time.Now(), &err)
 	return t.next.GarbageCollect(ctx, now)
+}
+
+func (t *Storage) Count(ctx context.Context) (_ storage.RecordCounts, err error) {
+	defer t.observe("Count", time.Now(), &err)
+	return t.next.Count(ctx)
 }
 
 func (t *Storage) Ping(ctx context.Context) (err error) {
