@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -67,12 +68,28 @@ func (p *Provider) logRequests(next http.Handler) http.Handler {
 }
 
 // routePattern is the chi route that served r ("/callback/{connector}"), or
-// "unmatched" when none did.
+// "unmatched" when none did. zitadel's handler is a chi router of its own that
+// matches the whole path again where we route to it, so a pattern repeated
+// right after itself is one route, and a bare "/*" is our mount of zitadel
+// with nothing matched inside.
 func routePattern(r *http.Request) string {
-	if rc := chi.RouteContext(r.Context()); rc != nil {
-		if pattern := rc.RoutePattern(); pattern != "" {
-			return pattern
-		}
+	rc := chi.RouteContext(r.Context())
+	if rc == nil {
+		return "unmatched"
 	}
-	return "unmatched"
+	var pattern strings.Builder
+	for i, p := range rc.RoutePatterns {
+		if i > 0 && p == rc.RoutePatterns[i-1] {
+			continue
+		}
+		pattern.WriteString(p)
+	}
+	route := pattern.String()
+	for strings.Contains(route, "/*/") {
+		route = strings.ReplaceAll(route, "/*/", "/")
+	}
+	if route == "" || route == "/*" {
+		return "unmatched"
+	}
+	return route
 }
