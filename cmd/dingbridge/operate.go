@@ -45,6 +45,9 @@ the copy at storage.path (mode 0600, owned by the user serve runs as), start it.
 }
 
 func backup(cmd *cobra.Command, cfg *config.Config, dest string) error {
+	if err := needBolt(cfg, "backup", "back it up with pg_dump"); err != nil {
+		return err
+	}
 	ctx := cmd.Context()
 	dbPath := cfg.Storage.Path
 	if sameFile(dest, dbPath) {
@@ -100,6 +103,9 @@ server has it open.
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path, env)
 			if err != nil {
+				return err
+			}
+			if err := needBolt(cfg, "db compact", "PostgreSQL reclaims space with VACUUM"); err != nil {
 				return err
 			}
 			before, after, err := bolt.Compact(cfg.Storage.Path, 300*time.Millisecond)
@@ -180,6 +186,14 @@ func healthCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&target, "url", "http://127.0.0.1:9464/healthz", "the health endpoint (the telemetry listener's, or the public one's)")
 	return cmd
+}
+
+// needBolt refuses a command that works on the bolt file when storage is another type.
+func needBolt(cfg *config.Config, command, instead string) error {
+	if cfg.Storage.Type != "" && cfg.Storage.Type != "bolt" {
+		return usagef("%s works on a bolt database; storage.type is %s: %s", command, cfg.Storage.Type, instead)
+	}
+	return nil
 }
 
 // pingRemote says whether a server answers on the admin socket.
