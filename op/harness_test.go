@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
@@ -76,8 +77,12 @@ type envOptions struct {
 	connector func(*dingtalk.Config)
 	// claims is the provider's claims policy.
 	claims op.ClaimsPolicy
+	// keyAlgorithm signs the tokens; "": the default, RS256.
+	keyAlgorithm jose.SignatureAlgorithm
 	// limits bound the storage's flow state (zero: the defaults).
 	limits storage.Limits
+	// registration says who may log in without a user record.
+	registration op.Registration
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -116,7 +121,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	km, err := keys.New(e.store, keys.Options{})
+	km, err := keys.New(e.store, keys.Options{Algorithm: opts.keyAlgorithm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,10 +170,11 @@ func newEnv(t testing.TB, opts envOptions) *env {
 			{ID: deviceClientID, Name: "kubectl", Public: true, GrantTypes: []string{op.GrantTypeDeviceCode, "refresh_token"}},
 			{ID: consentClientID, Name: "Partner portal", Secret: rpSecret, RequireConsent: true, RedirectURIs: []string{rpRedirectURI}},
 		},
-		Lifetimes: opts.lifetimes,
-		RateLimit: opts.rateLimit,
-		Claims:    opts.claims,
-		Logger:    logger,
+		Lifetimes:    opts.lifetimes,
+		RateLimit:    opts.rateLimit,
+		Claims:       opts.claims,
+		Registration: opts.registration,
+		Logger:       logger,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, hasSession := p.currentSession(r)
-	hasSession = hasSession && p.satisfies(sess, a)
+	hasSession = hasSession && p.satisfies(sess, a) && p.sessionStillMember(w, r, sess)
 	if slices.Contains(a.Prompt, oidc.PromptNone) && !hasSession {
 		p.redirectError(w, r, a, oidc.ErrLoginRequired().WithDescription("no session at dingbridge; interaction with DingTalk is needed"))
 		return
@@ -153,41 +153,33 @@ func (p *Provider) returningLogin(w http.ResponseWriter, r *http.Request, state 
 // session and finishes the login.
 func (p *Provider) loggedInUpstream(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, conn Connector, id upstream.Identity) (result string) {
 	ctx := r.Context()
-	subject := p.settings().claims.subjectOf(id)
-	if subject == "" || strings.Contains(subject, ":") {
-		// zitadel's opaque tokens separate token id and subject with ':'.
-		p.serverError(w, r, "pick subject", errors.New("DingTalk gave no usable "+p.settings().claims.Subject+" for this person; check claims.subject"))
-		return loginMisconfigured
+	acc, err := p.accountFor(ctx, id)
+	if err != nil {
+		return p.bindingFailed(w, r, a, conn, id, err)
 	}
-	now := p.now().UTC()
+	subject := acc.subject
 	amr := id.Method
 	if amr == "" {
 		amr = upstream.MethodOAuth2
 	}
 	// The user and the new session are one durable commit; the session cookie
 	// set below is what acknowledges it to the person.
-	sess, err := p.startSession(w, r, subject, conn.ID, a.ClientID, []string{amr}, func(u storage.User, found bool) (storage.User, error) {
-		if found && u.Disabled {
-			return u, errUserDisabled
-		}
-		if !found {
-			u = storage.User{Subject: subject, FirstLogin: now}
-		}
-		u.ConnectorID, u.UnionID, u.OpenID, u.UserID, u.CorpID = conn.ID, id.UnionID, id.OpenID, id.UserID, id.CorpID
-		u.Nick, u.AvatarURL, u.Email, u.Phone = id.Nick, id.AvatarURL, id.Email, id.Phone
-		u.Title, u.JobNumber, u.OrgEmail, u.Groups = id.Title, id.JobNumber, id.OrgEmail, id.Groups
-		u.LastLogin = now
-		return u, nil
-	})
+	sess, err := p.startSession(w, r, subject, conn.ID, a.ClientID, []string{amr}, p.loginUpdate(conn, id, acc, p.now().UTC()))
 	if errors.Is(err, errUserDisabled) {
 		p.log.InfoContext(ctx, "login refused: user disabled", "subject", subject, "client", a.ClientID)
 		p.render(w, r, &pageView{page: pageUserDisabled, status: http.StatusForbidden,
 			actions: []action{{actionBackToClient, p.errorRedirectURL(a, oidc.ErrAccessDenied().WithDescription("user is disabled"))}}})
 		return loginPolicy
 	}
+	if errors.Is(err, errNotRegistered) || errors.Is(err, errBindingRace) {
+		return p.bindingFailed(w, r, a, conn, id, err)
+	}
 	if err != nil {
 		p.serverError(w, r, "record login", err)
 		return loginError
+	}
+	if acc.bindBy != (storage.UserKey{}) {
+		p.log.InfoContext(ctx, "login bound a provisioned user", "subject", subject, "unionid", id.UnionID, "by", acc.bindBy.String())
 	}
 	p.log.InfoContext(ctx, "login", "subject", subject, "client", a.ClientID, "connector", conn.ID, "method", amr)
 	p.finish(w, r, a, sess)

@@ -39,6 +39,8 @@ type Config struct {
 	Claims        ClaimsPolicy
 	Lifetimes     Lifetimes
 	RateLimit     RateLimit
+	Registration  Registration
+	Membership    Membership
 
 	// Metrics records what an operator's monitoring sees; nil records nothing.
 	Metrics *telemetry.Metrics
@@ -68,6 +70,9 @@ type ClaimsPolicy struct {
 	// OrgEmailAsEmail releases the organisation's address (org_email) as email,
 	// verified, when the directory has one.
 	OrgEmailAsEmail bool
+	// PreferredUsername is where preferred_username comes from: UsernamePinyin
+	// (default), UsernameNick, UsernameUserID or UsernameEmailLocal.
+	PreferredUsername string
 }
 
 // Lifetimes of what the provider issues; zero values take the defaults.
@@ -123,6 +128,7 @@ type Provider struct {
 	secure     bool   // issuer is https: cookies get Secure, pages get HSTS
 	store      storage.Storage
 	keys       *keys.Manager
+	membership *membershipChecks
 	formKey    []byte // signs form tokens (forms.go)
 	metrics    *telemetry.Metrics
 	log        *slog.Logger
@@ -168,6 +174,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if err := p.Reconfigure(cfg); err != nil {
 		return nil, err
 	}
+	p.membership = newMembershipChecks(cfg.Membership)
 	lifetimes := p.settings().lifetimes
 
 	tokenKey, err := cfg.Keys.TokenKey(ctx)

@@ -14,6 +14,7 @@ type settings struct {
 	clients    *clients
 	claims     ClaimsPolicy
 	lifetimes  Lifetimes
+	register   Registration
 	limiter    *ipLimiter
 }
 
@@ -22,8 +23,8 @@ type settings struct {
 func (p *Provider) settings() *settings { return p.current.Load() }
 
 // Reconfigure replaces the provider's connectors, static clients, claims
-// policy, lifetimes and rate limit with cfg's; the other fields of cfg are
-// ignored. Logins in flight, sessions and tokens carry on: they are in storage.
+// policy, lifetimes, registration policy and rate limit with cfg's; the other
+// fields of cfg (and Membership's timings) are ignored. Logins in flight, sessions and tokens carry on: they are in storage.
 // Per-IP rate-limit buckets start afresh. The device flow's code lifetime and
 // poll interval are zitadel's and keep the values the provider was built with.
 // On error nothing changes.
@@ -42,10 +43,14 @@ func (p *Provider) Reconfigure(cfg Config) error {
 		connectors: cfg.Connectors,
 		claims:     cfg.Claims,
 		lifetimes:  cfg.Lifetimes.withDefaults(),
+		register:   cfg.Registration,
 		limiter:    newIPLimiter(cfg.RateLimit, p.now),
 	}
 	if s.claims.Subject == "" {
 		s.claims.Subject = "unionid"
+	}
+	if s.claims.PreferredUsername == "" {
+		s.claims.PreferredUsername = UsernamePinyin
 	}
 	s.clients = newClients(cfg.StaticClients, p.store, s.lifetimes, func(id string) string {
 		return p.issuerPath + "/login?authRequestID=" + url.QueryEscape(id)

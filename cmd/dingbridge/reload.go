@@ -48,7 +48,8 @@ func (s *running) reloadOn(ctx context.Context, hup <-chan os.Signal) {
 }
 
 // reload reads the configuration file again and applies what can change while
-// serving: connectors, static clients, claims, lifetimes and rate limits.
+// serving: connectors, static clients, claims, lifetimes, registration and
+// rate limits.
 // Logins in flight, sessions and tokens are in storage and carry on. A file
 // `config check` would refuse is refused with the same messages, and the running
 // configuration stays.
@@ -70,7 +71,7 @@ func (s *running) reload(ctx context.Context) error {
 	}
 	// The admin service's view is built from the same file, and cannot fail
 	// where the provider did not.
-	if err := s.admin.Reconfigure(adminServiceConfig(cfg, s.store, s.keys)); err != nil {
+	if err := s.admin.Reconfigure(adminServiceConfig(cfg, s.store, s.keys, s.provider)); err != nil {
 		return fmt.Errorf("reload the admin service: %w", err)
 	}
 	for _, key := range restartOnly(s.cfg, cfg) {
@@ -99,6 +100,8 @@ func restartOnly(old, new *config.Config) []string {
 		{"logging", old.Logging, new.Logging},
 		{"expiry.deviceCode", old.Expiry.DeviceCode, new.Expiry.DeviceCode},
 		{"expiry.devicePollInterval", old.Expiry.DevicePollInterval, new.Expiry.DevicePollInterval},
+		{"membershipRecheck", old.MembershipRecheck, new.MembershipRecheck},
+		{"membershipGrace", old.MembershipGrace, new.MembershipGrace},
 	} {
 		if !reflect.DeepEqual(f.old, f.new) {
 			changed = append(changed, f.key)

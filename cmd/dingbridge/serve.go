@@ -102,7 +102,7 @@ func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, ln n
 	}
 	// The admin service shares the provider's storage and key manager, so
 	// what the CLI changes through the socket is what the provider serves.
-	svc, err := admin.NewService(adminServiceConfig(cfg, store, km))
+	svc, err := admin.NewService(adminServiceConfig(cfg, store, km, provider))
 	if err != nil {
 		return err
 	}
@@ -173,6 +173,8 @@ func newKeyManager(ctx context.Context, store storage.Storage, cfg config.Keys) 
 // observer, when not nil, is told about every DingTalk call.
 func newConnectors(cfg *config.Config, observer dingtalk.Observer) ([]op.Connector, error) {
 	var connectors []op.Connector
+	// One pool of kept-alive connections to DingTalk for every connector.
+	httpClient := dingtalk.NewHTTPClient()
 	for _, c := range cfg.Connectors {
 		conn, err := dingtalk.New(dingtalk.Config{
 			Mode:              c.Mode,
@@ -188,6 +190,7 @@ func newConnectors(cfg *config.Config, observer dingtalk.Observer) ([]op.Connect
 			DirectoryCacheTTL: time.Duration(c.DirectoryCacheTTL),
 			Timeout:           time.Duration(c.Timeout),
 			Metrics:           observer,
+			HTTPClient:        httpClient,
 			Endpoints: dingtalk.Endpoints{
 				Login: c.Endpoints.Login, API: c.Endpoints.API, OAPI: c.Endpoints.OAPI, JSAPI: c.Endpoints.JSAPI,
 			},
@@ -236,9 +239,11 @@ func providerConfig(cfg *config.Config, connectors []op.Connector, store storage
 			DeviceCode:             time.Duration(cfg.Expiry.DeviceCode),
 			DevicePollInterval:     time.Duration(cfg.Expiry.DevicePollInterval),
 		},
-		RateLimit: rateLimit(cfg),
-		Metrics:   metrics,
-		Logger:    logger,
+		RateLimit:    rateLimit(cfg),
+		Registration: op.Registration{Closed: cfg.Registration == "closed", Contact: cfg.RegistrationContact},
+		Membership:   op.Membership{Recheck: time.Duration(cfg.MembershipRecheck), Grace: time.Duration(cfg.MembershipGrace)},
+		Metrics:      metrics,
+		Logger:       logger,
 	}
 }
 
@@ -274,7 +279,8 @@ func staticClients(cfg *config.Config) []op.StaticClient {
 }
 
 func claimsPolicy(cfg *config.Config) op.ClaimsPolicy {
-	return op.ClaimsPolicy{Subject: cfg.Claims.Subject, EmailVerified: cfg.Claims.EmailVerified, OrgEmailAsEmail: cfg.Claims.OrgEmailAsEmail}
+	return op.ClaimsPolicy{Subject: cfg.Claims.Subject, EmailVerified: cfg.Claims.EmailVerified,
+		OrgEmailAsEmail: cfg.Claims.OrgEmailAsEmail, PreferredUsername: cfg.Claims.PreferredUsername}
 }
 
 // serveHTTP serves handler on ln until ctx is done, then drains connections.

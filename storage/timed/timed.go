@@ -158,6 +158,11 @@ func (t *Storage) ListUsers(ctx context.Context) (_ []storage.User, err error) {
 	return t.next.ListUsers(ctx)
 }
 
+func (t *Storage) FindUsers(ctx context.Context, key storage.UserKey) (_ []storage.User, err error) {
+	defer t.observe("FindUsers", time.Now(), &err)
+	return t.next.FindUsers(ctx, key)
+}
+
 func (t *Storage) CompleteLogin(ctx context.Context, l storage.Login) (_ storage.User, err error) {
 	defer t.observe("CompleteLogin", time.Now(), &err)
 	return t.next.CompleteLogin(ctx, l)
@@ -181,6 +186,11 @@ func (t *Storage) UpdateSession(ctx context.Context, id string, update func(stor
 func (t *Storage) DeleteSession(ctx context.Context, id string) (err error) {
 	defer t.observe("DeleteSession", time.Now(), &err)
 	return t.next.DeleteSession(ctx, id)
+}
+
+func (t *Storage) SessionsOf(ctx context.Context, subject string) (_ []storage.Session, err error) {
+	defer t.observe("SessionsOf", time.Now(), &err)
+	return t.next.SessionsOf(ctx, subject)
 }
 
 func (t *Storage) CreateUpstreamState(ctx context.Context, s storage.UpstreamState) (err error) {
