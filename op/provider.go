@@ -41,6 +41,8 @@ type Config struct {
 	RateLimit     RateLimit
 	Registration  Registration
 	Membership    Membership
+	// Branding is shown on embedded login pages.
+	Branding Branding
 
 	// Metrics records what an operator's monitoring sees; nil records nothing.
 	Metrics *telemetry.Metrics
@@ -58,6 +60,9 @@ type Connector struct {
 	// Method is how its redirect login works, for metrics: upstream.MethodOAuth2
 	// (the default) or upstream.MethodSNS. The in-app login reports itself.
 	Method string
+	// Embedded: the login runs in our own page (upstream.EmbeddedConnector)
+	// instead of a redirect to the upstream's.
+	Embedded bool
 }
 
 // ClaimsPolicy says how DingTalk identities become claims.
@@ -245,11 +250,6 @@ func (p *Provider) routes() http.Handler {
 }
 
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.handler.ServeHTTP(w, r) }
-
-// authCallbackURL is where the login step hands a finished auth request back to zitadel.
-func (p *Provider) authCallbackURL(authRequestID string) string {
-	return p.oidc.AuthorizationEndpoint().Absolute(p.issuer) + "/callback?id=" + url.QueryEscape(authRequestID)
-}
 
 func (p *Provider) connector(id string) (Connector, bool) {
 	for _, c := range p.settings().connectors {

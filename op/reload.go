@@ -15,6 +15,7 @@ type settings struct {
 	claims     ClaimsPolicy
 	lifetimes  Lifetimes
 	register   Registration
+	branding   Branding
 	limiter    *ipLimiter
 }
 
@@ -23,7 +24,7 @@ type settings struct {
 func (p *Provider) settings() *settings { return p.current.Load() }
 
 // Reconfigure replaces the provider's connectors, static clients, claims
-// policy, lifetimes, registration policy and rate limit with cfg's; the other
+// policy, lifetimes, registration policy, branding and rate limit with cfg's; the other
 // fields of cfg (and Membership's timings) are ignored. Logins in flight, sessions and tokens carry on: they are in storage.
 // Per-IP rate-limit buckets start afresh. The device flow's code lifetime and
 // poll interval are zitadel's and keep the values the provider was built with.
@@ -44,6 +45,7 @@ func (p *Provider) Reconfigure(cfg Config) error {
 		claims:     cfg.Claims,
 		lifetimes:  cfg.Lifetimes.withDefaults(),
 		register:   cfg.Registration,
+		branding:   cfg.Branding,
 		limiter:    newIPLimiter(cfg.RateLimit, p.now),
 	}
 	if s.claims.Subject == "" {

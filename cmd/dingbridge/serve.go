@@ -193,6 +193,7 @@ func newConnectors(cfg *config.Config, observer dingtalk.Observer) ([]op.Connect
 			HTTPClient:        httpClient,
 			Endpoints: dingtalk.Endpoints{
 				Login: c.Endpoints.Login, API: c.Endpoints.API, OAPI: c.Endpoints.OAPI, JSAPI: c.Endpoints.JSAPI,
+				FrameLogin: c.Endpoints.FrameLogin, SNSFrameLogin: c.Endpoints.SNSFrameLogin,
 			},
 		})
 		if err != nil {
@@ -202,7 +203,8 @@ func newConnectors(cfg *config.Config, observer dingtalk.Observer) ([]op.Connect
 		if c.Mode == dingtalk.ModeSNS {
 			method = upstream.MethodSNS
 		}
-		connectors = append(connectors, op.Connector{ID: c.ID, Name: c.Name, Connector: conn, Method: method})
+		connectors = append(connectors, op.Connector{ID: c.ID, Name: c.Name, Connector: conn, Method: method,
+			Embedded: c.LoginPage == "embedded"})
 	}
 	return connectors, nil
 }
@@ -241,6 +243,7 @@ func providerConfig(cfg *config.Config, connectors []op.Connector, store storage
 		},
 		RateLimit:    rateLimit(cfg),
 		Registration: op.Registration{Closed: cfg.Registration == "closed", Contact: cfg.RegistrationContact},
+		Branding:     op.Branding{Title: cfg.Branding.Title, LogoURL: cfg.Branding.LogoURL},
 		Membership:   op.Membership{Recheck: time.Duration(cfg.MembershipRecheck), Grace: time.Duration(cfg.MembershipGrace)},
 		Metrics:      metrics,
 		Logger:       logger,
