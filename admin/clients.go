@@ -23,10 +23,10 @@ func (s *Service) AddClient(ctx context.Context, spec ClientSpec) (ClientWithSec
 	if err != nil {
 		return ClientWithSecret{}, err
 	}
-	if _, ok := s.static[spec.ID]; ok {
+	if _, ok := s.conf().static[spec.ID]; ok {
 		return ClientWithSecret{}, refuse(ErrConflict, "client %q already exists: it is defined in the configuration file's staticClients", spec.ID)
 	}
-	now := s.cfg.Now().UTC()
+	now := s.conf().Now().UTC()
 	c := storage.Client{
 		ID: spec.ID, Name: spec.Name, Public: spec.Public,
 		RedirectURIs:           slices.Clone(spec.RedirectURIs),
@@ -45,7 +45,7 @@ func (s *Service) AddClient(ctx context.Context, spec ClientSpec) (ClientWithSec
 			return ClientWithSecret{}, err
 		}
 	}
-	err = s.cfg.Storage.CreateClient(ctx, c)
+	err = s.conf().Storage.CreateClient(ctx, c)
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return ClientWithSecret{}, refuse(ErrConflict, "client %q already exists: pick another --id, or change it with `client update`", spec.ID)
 	}
@@ -81,10 +81,10 @@ func (s *Service) checkSpec(spec ClientSpec) ([]string, error) {
 	if err := checkScopes(spec.Scopes); err != nil {
 		return nil, err
 	}
-	if err := checkLifetime("id-token-lifetime", spec.IDTokenLifetime, s.cfg.MaxTokenLifetime); err != nil {
+	if err := checkLifetime("id-token-lifetime", spec.IDTokenLifetime, s.conf().MaxTokenLifetime); err != nil {
 		return nil, err
 	}
-	return grants, checkLifetime("access-token-lifetime", spec.AccessTokenLifetime, s.cfg.MaxTokenLifetime)
+	return grants, checkLifetime("access-token-lifetime", spec.AccessTokenLifetime, s.conf().MaxTokenLifetime)
 }
 
 func checkURIs(redirect, postLogout []string, public bool) error {
@@ -105,7 +105,7 @@ func checkURIs(redirect, postLogout []string, public bool) error {
 // in: the HMAC the provider verifies it with (op.HashClientSecret). A secret
 // nobody chose needs no slow hash; see op/clientauth.go.
 func (s *Service) newSecret(ctx context.Context) (secret, hash string, err error) {
-	tokenKey, err := s.cfg.Keys.TokenKey(ctx)
+	tokenKey, err := s.conf().Keys.TokenKey(ctx)
 	if err != nil {
 		return "", "", fmt.Errorf("hash client secret: %w", err)
 	}
@@ -117,16 +117,16 @@ func (s *Service) newSecret(ctx context.Context) (secret, hash string, err error
 
 // ListClients lists static clients and registered ones, by ID.
 func (s *Service) ListClients(ctx context.Context) ([]Client, error) {
-	stored, err := s.cfg.Storage.ListClients(ctx)
+	stored, err := s.conf().Storage.ListClients(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}
-	out := make([]Client, 0, len(stored)+len(s.static))
-	for _, c := range s.static {
+	out := make([]Client, 0, len(stored)+len(s.conf().static))
+	for _, c := range s.conf().static {
 		out = append(out, viewStatic(c))
 	}
 	for _, c := range stored {
-		if _, shadowed := s.static[c.ID]; !shadowed {
+		if _, shadowed := s.conf().static[c.ID]; !shadowed {
 			out = append(out, viewClient(c))
 		}
 	}
@@ -136,7 +136,7 @@ func (s *Service) ListClients(ctx context.Context) ([]Client, error) {
 
 // GetClient returns one client; static clients win, as they do in the provider.
 func (s *Service) GetClient(ctx context.Context, id string) (Client, error) {
-	if c, ok := s.static[id]; ok {
+	if c, ok := s.conf().static[id]; ok {
 		return viewStatic(c), nil
 	}
 	c, err := s.storedClient(ctx, id)
@@ -147,7 +147,7 @@ func (s *Service) GetClient(ctx context.Context, id string) (Client, error) {
 }
 
 func (s *Service) storedClient(ctx context.Context, id string) (storage.Client, error) {
-	c, err := s.cfg.Storage.GetClient(ctx, id)
+	c, err := s.conf().Storage.GetClient(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return c, clientNotFound(id)
 	}

@@ -119,7 +119,7 @@ func newFailureLimiter(cfg RateLimit, ips *ipLimiter) *failureLimiter {
 // secret is checked here, before zitadel looks at codes or tokens: a wrong
 // secret is told invalid_client and nothing about the rest of the request.
 func (p *Provider) guardClientAuth(next http.Handler) http.Handler {
-	l := p.failures
+	l := p.settings().failures
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
 			httphelper.MarshalJSONWithStatus(w, oidc.ErrInvalidRequest().WithDescription("cannot parse the form"), http.StatusBadRequest)
@@ -128,16 +128,18 @@ func (p *Provider) guardClientAuth(next http.Handler) http.Handler {
 		ip, clientID := l.clientIP(r), requestClientID(r)
 		if !l.off {
 			if wait, empty := l.ips.empty(ip); empty {
+				p.metrics.RateLimited(routePattern(r))
 				tooManyRequests(w, wait, true)
 				return
 			}
 			if wait, empty := l.clients.empty(clientID); clientID != "" && empty {
+				p.metrics.RateLimited(routePattern(r))
 				tooManyRequests(w, wait, true)
 				return
 			}
 		}
 		if id, secret, ok := requestClientSecret(r); ok {
-			if err := p.clients.authenticate(r.Context(), id, secret); err != nil {
+			if err := p.settings().clients.authenticate(r.Context(), id, secret); err != nil {
 				p.log.InfoContext(r.Context(), "client authentication failed", "client", id, "reason", err.Error())
 				l.charge(ip, clientID)
 				oauthError(w, oidc.ErrInvalidClient().WithDescription("client authentication failed"))

@@ -74,7 +74,7 @@ func (p *Provider) setUserinfoFromToken(ctx context.Context, info *oidc.UserInfo
 	if err != nil {
 		return fmt.Errorf("load access token: %w", err)
 	}
-	if _, err := p.clients.get(ctx, at.ClientID); errors.Is(err, errUnknownClient) {
+	if _, err := p.settings().clients.get(ctx, at.ClientID); errors.Is(err, errUnknownClient) {
 		return errInvalidToken // the client of this token no longer exists
 	} else if err != nil {
 		return err
@@ -86,6 +86,6 @@ func (p *Provider) setUserinfoFromToken(ctx context.Context, info *oidc.UserInfo
 	if err != nil {
 		return fmt.Errorf("load user: %w", err)
 	}
-	p.claims.setUserinfo(info, u, at.Scopes)
+	p.settings().claims.setUserinfo(info, u, at.Scopes)
 	return nil
 }
