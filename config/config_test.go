@@ -267,6 +267,7 @@ connectors:
 	})
 	t.Run("an access policy that cannot be enforced is refused, not ignored", func(t *testing.T) {
 		wantErr(t, withConnector("    mode: sns\n    allowedCorpIDs: [dingcorp]\n"), nil, "connectors[0].allowedCorpIDs cannot be enforced in sns mode")
+		wantErr(t, withConnector("    allowedCorpIDs: [dingA, \"\"]\n"), nil, "connectors[0].allowedCorpIDs[1] is empty")
 		wantErr(t, withConnector("    requireMembership: true\n"), nil, "connectors[0].requireMembership needs corpID")
 		wantErr(t, withConnector("    corpID: dingA\n    allowedCorpIDs: [dingB]\n"), nil, "connectors[0].allowedCorpIDs does not contain corpID dingA")
 		wantErr(t, withConnector("    mode: sns\n    corpID: dingA\n"), nil, "connectors[0].corpAppKey is empty: a legacy sns app cannot read corpID's directory")
@@ -279,6 +280,21 @@ connectors:
 		if k.Mode != "sns" || k.CorpAppKey != "k" || k.CorpAppSecret != "corp-secret" || !k.RequireMembership || k.DirectoryCacheTTL != Duration(time.Minute) {
 			t.Errorf("connector = %+v", k)
 		}
+	})
+	t.Run("scope is the oauth2 login's: defaulted by mode and corpID, refused in sns mode", func(t *testing.T) {
+		for _, tt := range []struct{ lines, want string }{
+			{"", "openid"},
+			{"    corpID: dingA\n", "openid corpid"},
+			{"    mode: sns\n", ""},
+			{"    mode: sns\n    corpID: dingA\n    corpAppKey: k\n    corpAppSecret: s\n", ""},
+		} {
+			if got := mustParse(t, withConnector(tt.lines), nil).Connectors[0].Scope; got != tt.want {
+				t.Errorf("%q: scope %q, want %q", tt.lines, got, tt.want)
+			}
+		}
+		wantErr(t, withConnector("    mode: sns\n    scope: openid\n"), nil, "connectors[0].scope applies to mode oauth2 only: remove it")
+		wantErr(t, withConnector("    scope: corpid\n"), nil, `connectors[0].scope "corpid" must contain openid`)
+		wantErr(t, withConnector("    corpID: dingA\n    scope: openid\n"), nil, `connectors[0].scope "openid" lacks corpid, which corpID needs`)
 	})
 	t.Run("a malformed reference", func(t *testing.T) {
 		wantErr(t, withConnector("    name: ${NAME\n"), nil, "line 7: connectors[0].name has a ${ that does not enclose a variable name and }")

@@ -190,6 +190,11 @@ func (l *loader) connector(c *Connector, key string, seen map[string]bool) {
 	}
 	// An access policy that cannot be enforced is refused, never ignored: it
 	// would let in the people it names as kept out.
+	for i, id := range c.AllowedCorpIDs {
+		if strings.TrimSpace(id) == "" {
+			l.add(fmt.Sprintf("%s.allowedCorpIDs[%d]", key, i), "%s.allowedCorpIDs[%d] is empty: remove it, or write the organisation's corpId", key, i)
+		}
+	}
 	if len(c.AllowedCorpIDs) > 0 && c.Mode == "sns" {
 		l.add(key+".allowedCorpIDs", "%s.allowedCorpIDs cannot be enforced in sns mode (the legacy login names no organisation): use corpID with requireMembership: true", key)
 	}
@@ -203,7 +208,7 @@ func (l *loader) connector(c *Connector, key string, seen map[string]bool) {
 		c.DirectoryCacheTTL = Duration(10 * time.Minute)
 	}
 	l.duration(key+".directoryCacheTTL", c.DirectoryCacheTTL, 24*time.Hour, "department changes should show within a day")
-	setDefault(&c.Scope, defaultScope)
+	l.scope(c, key)
 
 	for _, e := range []struct {
 		name, def string
@@ -226,6 +231,34 @@ func (l *loader) connector(c *Connector, key string, seen map[string]bool) {
 		c.Timeout = Duration(defaultTimeout)
 	}
 	l.duration(key+".timeout", c.Timeout, maxTimeout, "a person is waiting for the login")
+}
+
+// scope fills in and checks what the connector asks DingTalk for. Only the oauth2
+// login takes a scope: the legacy sns login always asks for snsapi_login, and
+// the connector refuses a scope there, so none is defaulted in that mode.
+func (l *loader) scope(c *Connector, key string) {
+	if c.Mode == "sns" {
+		if c.Scope != "" {
+			l.add(key+".scope", "%s.scope applies to mode oauth2 only: remove it (the legacy sns login always asks DingTalk for snsapi_login)", key)
+		}
+		return
+	}
+	if c.Mode != "oauth2" {
+		return // already reported
+	}
+	if c.Scope == "" {
+		c.Scope = defaultScope
+		if c.CorpID != "" {
+			c.Scope = defaultScope + " corpid" // the login preselects corpID, which needs corpid
+		}
+	}
+	scopes := strings.Fields(c.Scope)
+	if !slices.Contains(scopes, "openid") {
+		l.add(key+".scope", "%s.scope %q must contain openid: write it like \"openid corpid\"", key, c.Scope)
+	}
+	if c.CorpID != "" && !slices.Contains(scopes, "corpid") {
+		l.add(key+".scope", "%s.scope %q lacks corpid, which corpID needs: write \"%s corpid\", or remove scope", key, c.Scope, c.Scope)
+	}
 }
 
 func (l *loader) staticClient(c *StaticClient, key string, seen map[string]bool) {

@@ -77,6 +77,11 @@ func configCommand(env config.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// What serve builds from the file, short of opening the database:
+			// a file that passes here starts.
+			if _, err := newConnectors(cfg); err != nil {
+				return err
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK (issuer %s, %d connector(s), %d static client(s))\n",
 				path, cfg.Issuer, len(cfg.Connectors), len(cfg.StaticClients))
 			return nil

@@ -31,21 +31,40 @@ func serveCommand(env config.Env) *cobra.Command {
 		Short: "Run the OpenID Provider",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(path, env)
-			if err != nil {
-				return err
-			}
-			logger := newLogger(cmd.ErrOrStderr(), cfg.Logging)
-			defer useDefaultLogger(logger)()
-			return runServe(cmd.Context(), cfg, logger)
+			return serveFile(cmd.Context(), path, env, cmd.ErrOrStderr(), nil)
 		},
 	}
 	addConfigFlag(cmd, &path, env)
 	return cmd
 }
 
-// runServe serves the provider, and the admin socket beside it, until ctx is done.
-func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+// serveFile is `dingbridge serve`: it loads the configuration file at path, logs
+// to logs as the file says, and serves until ctx is done. ln, when not nil, is
+// served instead of the file's listen address; it lets a test reserve a free
+// port before it writes the file, so the file's issuer can name that port.
+func serveFile(ctx context.Context, path string, env config.Env, logs io.Writer, ln net.Listener) error {
+	cfg, err := config.Load(path, env)
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return err
+	}
+	logger := newLogger(logs, cfg.Logging)
+	defer useDefaultLogger(logger)()
+	return runServe(ctx, cfg, logger, ln)
+}
+
+// runServe serves the provider, and the admin socket beside it, until ctx is
+// done: on ln, or on cfg.Listen when ln is nil.
+func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, ln net.Listener) error {
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fmt.Errorf("listen on %s: %w: set listen in the configuration file to a free address", cfg.Listen, err)
+		}
+	}
+	defer ln.Close() // on early errors; serveHTTP's shutdown closes it otherwise
 	store, err := openStorage(cfg.Storage, false)
 	if err != nil {
 		return err
@@ -65,13 +84,8 @@ func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger) erro
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
 	adminLn, err := admin.Listen(cfg.AdminSocket)
 	if err != nil {
-		ln.Close()
 		return err
 	}
 	adminCtx, stopAdmin := context.WithCancel(ctx)
@@ -120,8 +134,9 @@ func newKeyManager(ctx context.Context, store storage.Storage, cfg config.Keys) 
 	return km, nil
 }
 
-// newProvider wires the configuration into an op.Provider.
-func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage, km *keys.Manager, logger *slog.Logger) (*op.Provider, error) {
+// newConnectors builds the configured upstream logins. serve and `config check`
+// both call it, so a file that check accepts has connectors that start.
+func newConnectors(cfg *config.Config) ([]op.Connector, error) {
 	var connectors []op.Connector
 	// Counts of DingTalk calls by API and result, across connectors; an HTTP
 	// metrics endpoint will export them.
@@ -146,9 +161,18 @@ func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage,
 			},
 		})
 		if err != nil {
-			return nil, fmt.Errorf("connector %s: %w", c.ID, err)
+			return nil, fmt.Errorf("connectors: %s: %w", c.ID, err)
 		}
 		connectors = append(connectors, op.Connector{ID: c.ID, Name: c.Name, Connector: conn})
+	}
+	return connectors, nil
+}
+
+// newProvider wires the configuration into an op.Provider.
+func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage, km *keys.Manager, logger *slog.Logger) (*op.Provider, error) {
+	connectors, err := newConnectors(cfg)
+	if err != nil {
+		return nil, err
 	}
 	return op.New(ctx, op.Config{
 		Issuer:        cfg.Issuer,
