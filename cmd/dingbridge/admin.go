@@ -37,7 +37,8 @@ Exit codes: 0 done; 1 error (database, admin socket, configuration file);
 client, an ID that exists); 3 not found (no such client or user).
 
 While dingbridge serves, the command goes through its admin socket (adminSocket,
-default <storage.path>.sock); when it is stopped, it opens the database itself.`
+default <storage.path>.sock); when it is stopped, it opens the database itself.
+With storage type postgres it always works on the database directly.`
 
 // usageError is a mistake on the command line.
 type usageError struct{ err error }
@@ -128,6 +129,9 @@ func adminCommand(env config.Env, c *cobra.Command, run adminRun) *cobra.Command
 // connectAdmin returns the running server's admin API if it answers on its
 // socket, or else a Service over the database file, opened directly.
 func connectAdmin(ctx context.Context, cfg *config.Config) (admin.API, func(), error) {
+	if cfg.Storage.Type == "postgres" {
+		return connectPostgres(ctx, cfg)
+	}
 	remote := admin.Dial(cfg.AdminSocket)
 	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	pingErr := remote.Ping(pingCtx)
@@ -149,6 +153,25 @@ func connectAdmin(ctx context.Context, cfg *config.Config) (admin.API, func(), e
 		return nil, nil, fmt.Errorf("open storage: %w", err)
 	}
 	km, err := keys.New(store, keys.Options{RetainFor: keyRetention})
+	if err == nil {
+		var svc *admin.Service
+		if svc, err = admin.NewService(adminServiceConfig(cfg, store, km)); err == nil {
+			return svc, func() { _ = store.Close() }, nil
+		}
+	}
+	_ = store.Close()
+	return nil, nil, err
+}
+
+// connectPostgres returns a Service over the PostgreSQL database: the
+// replicas serving from it see what it changes at once (keys within seconds),
+// so no socket is needed.
+func connectPostgres(ctx context.Context, cfg *config.Config) (admin.API, func(), error) {
+	store, err := openPostgresForAdmin(ctx, cfg.Storage)
+	if err != nil {
+		return nil, nil, err
+	}
+	km, err := keys.New(store, keyOptions(cfg.Keys, true))
 	if err == nil {
 		var svc *admin.Service
 		if svc, err = admin.NewService(adminServiceConfig(cfg, store, km)); err == nil {

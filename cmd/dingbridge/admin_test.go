@@ -18,6 +18,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	runAsDingbridgeIfChild() // replicas_harness_test.go: the test binary as a replica
 	// One bcrypt hash at the default cost takes most of a second under -race;
 	// these tests register many clients. The provider reads the cost from the hash.
 	secretHashCost = bcrypt.MinCost
@@ -59,7 +60,7 @@ func (e *adminEnv) seed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if _, err := newKeyManager(context.Background(), store, cfgpkg.Keys{}); err != nil {
+	if _, err := newKeyManager(context.Background(), store, cfgpkg.Keys{}, false); err != nil {
 		t.Fatal(err)
 	}
 	login := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)

@@ -117,12 +117,12 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 			ID: "demo-cli", Name: "Demo CLI", Public: true, GrantTypes: []string{"device_code", "refresh_token"},
 		}},
 	}
-	store, err := openStorage(config.Storage{Path: dbPath}, true)
+	store, err := openStorage(ctx, config.Storage{Type: "bolt", Path: dbPath}, true)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	km, err := newKeyManager(ctx, store, cfg.Keys)
+	km, err := newKeyManager(ctx, store, cfg.Keys, false)
 	if err != nil {
 		return err
 	}

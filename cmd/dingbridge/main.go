@@ -38,7 +38,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env confi
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(serveCommand(env), devCommand(), configCommand(env), versionCommand(),
-		clientCommand(env), keysCommand(env), usersCommand(env), claimsCommand(env))
+		clientCommand(env), keysCommand(env), usersCommand(env), claimsCommand(env), dbCommand(env))
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "dingbridge:", err)
 		return exitCode(err)

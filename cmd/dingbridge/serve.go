@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/spf13/cobra"
 
 	"github.com/dingbridge/dingbridge/admin"
@@ -20,7 +18,6 @@ import (
 	"github.com/dingbridge/dingbridge/keys"
 	"github.com/dingbridge/dingbridge/op"
 	"github.com/dingbridge/dingbridge/storage"
-	"github.com/dingbridge/dingbridge/storage/bolt"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk"
 )
 
@@ -65,12 +62,12 @@ func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, ln n
 		}
 	}
 	defer ln.Close() // on early errors; serveHTTP's shutdown closes it otherwise
-	store, err := openStorage(cfg.Storage, false)
+	store, err := openStorage(ctx, cfg.Storage, false)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	km, err := newKeyManager(ctx, store, cfg.Keys)
+	km, err := newKeyManager(ctx, store, cfg.Keys, shared(cfg.Storage))
 	if err != nil {
 		return err
 	}
@@ -84,13 +81,20 @@ func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, ln n
 	if err != nil {
 		return err
 	}
-	adminLn, err := admin.Listen(cfg.AdminSocket)
-	if err != nil {
-		return err
-	}
+	// With postgres there is no socket unless one is configured: the CLI
+	// works on the database itself.
 	adminCtx, stopAdmin := context.WithCancel(ctx)
 	adminDone := make(chan error, 1)
-	go func() { adminDone <- admin.ServeListener(adminCtx, adminLn, svc, logger) }()
+	if cfg.AdminSocket == "" {
+		adminDone <- nil
+	} else {
+		adminLn, err := admin.Listen(cfg.AdminSocket)
+		if err != nil {
+			stopAdmin()
+			return err
+		}
+		go func() { adminDone <- admin.ServeListener(adminCtx, adminLn, svc, logger) }()
+	}
 	logger.Info("dingbridge serving", "version", version, "issuer", cfg.Issuer,
 		"listen", ln.Addr().String(), "adminSocket", cfg.AdminSocket)
 	err = serveHTTP(ctx, ln, provider, provider, logger)
@@ -102,29 +106,16 @@ func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, ln n
 	return err
 }
 
-func openStorage(cfg config.Storage, throwaway bool) (*bolt.Storage, error) {
-	store, err := bolt.Open(cfg.Path, bolt.Options{NoSync: throwaway})
-	if errors.Is(err, bolt.ErrLocked) {
-		return nil, fmt.Errorf("%s is in use by another dingbridge process: stop it first", cfg.Path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open storage: %w", err)
-	}
-	return store, nil
-}
-
 // keyRetention is how long a retired signing key stays in the JWKS; no token
 // may live longer (the admin service caps per-client lifetimes with it).
 const keyRetention = 24 * time.Hour
 
 // newKeyManager returns the key manager over store, with key material ensured.
-func newKeyManager(ctx context.Context, store storage.Storage, cfg config.Keys) (*keys.Manager, error) {
-	km, err := keys.New(store, keys.Options{
-		Algorithm:      jose.SignatureAlgorithm(cfg.Algorithm),
-		RotationPeriod: time.Duration(cfg.RotationPeriod),
-		PublishAhead:   time.Duration(cfg.PublishAhead),
-		RetainFor:      keyRetention,
-	})
+// A store that other processes share (replicas) gets a key manager that
+// notices their changes quickly, and a rotation that waits for that before the
+// new key signs.
+func newKeyManager(ctx context.Context, store storage.Storage, cfg config.Keys, shared bool) (*keys.Manager, error) {
+	km, err := keys.New(store, keyOptions(cfg, shared))
 	if err != nil {
 		return nil, err
 	}
