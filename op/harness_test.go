@@ -22,6 +22,7 @@ import (
 
 	"github.com/dingbridge/dingbridge/keys"
 	"github.com/dingbridge/dingbridge/op"
+	"github.com/dingbridge/dingbridge/storage"
 	"github.com/dingbridge/dingbridge/storage/bolt"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk/dingtalktest"
@@ -75,6 +76,8 @@ type envOptions struct {
 	connector func(*dingtalk.Config)
 	// claims is the provider's claims policy.
 	claims op.ClaimsPolicy
+	// limits bound the storage's flow state (zero: the defaults).
+	limits storage.Limits
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -109,7 +112,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	e.user = dingtalktest.DemoUsers()[0]
 	e.dingtalk.Fake.AutoApprove(e.user.UnionID)
 
-	e.store, err = bolt.Open(e.dbPath, bolt.Options{})
+	e.store, err = bolt.Open(e.dbPath, bolt.Options{Limits: opts.limits})
 	if err != nil {
 		t.Fatal(err)
 	}

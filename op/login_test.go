@@ -371,6 +371,10 @@ func TestDisabledUserIsRefusedAndLosesRefresh(t *testing.T) {
 	if q := backToClientError(t, body, rpRedirectURI); q.Get("error") != "access_denied" || q.Get("state") != a.state {
 		t.Errorf("client would get %v, want access_denied with its state", q)
 	}
+	// The refused login stored nothing: no session besides the first login's.
+	if n, err := e.store.Count(context.Background()); err != nil || n.Sessions != 1 {
+		t.Errorf("sessions after the refused login: %d, %v; want 1", n.Sessions, err)
+	}
 }
 
 func TestClientThatRequiresPKCE(t *testing.T) {

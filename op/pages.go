@@ -36,6 +36,7 @@ const (
 	pageLoggedOut             page = "logged_out"
 	pageLogoutRefused         page = "logout_refused"
 	pageServerError           page = "server_error"
+	pageBusy                  page = "busy"
 	pageNotFound              page = "not_found"
 	pageDeviceEnter           page = "device_enter"
 	pageDeviceInvalid         page = "device_invalid"
@@ -91,6 +92,8 @@ var messages = map[string]map[page]message{
 			"Ask the application's administrator to register the exact post-logout redirect URI."},
 		pageServerError: {"Something went wrong", "The login service could not complete your request.",
 			"Try again later. If it keeps failing, tell your administrator."},
+		pageBusy: {"The login service is busy", "Too many logins are in progress right now.",
+			"Wait a moment and try again."},
 		pageNotFound: {"Page not found", "", ""},
 		pageDeviceEnter: {"Connect a device", "Enter the code your device shows.",
 			"Only enter a code shown by a device you are using yourself."},
@@ -137,6 +140,7 @@ var messages = map[string]map[page]message{
 		pageChooseConnector: {"登录", "请选择登录方式。", ""},
 		pageLoggedOut:       {"您已退出登录", "现在可以关闭此窗口。", ""},
 		pageServerError:     {"出错了", "登录服务暂时无法完成您的请求。", "请稍后再试。如果一直失败，请联系管理员。"},
+		pageBusy:            {"登录服务繁忙", "当前正在进行的登录过多。", "请稍候再试。"},
 		pageNotFound:        {"页面不存在", "", ""},
 		pageDeviceEnter:     {"连接设备", "请输入设备上显示的验证码。", "只输入您本人正在使用的设备上显示的验证码。"},
 		pageDeviceInvalid:   {"验证码无效", "此验证码不存在、已过期或已被使用。", "请核对设备上的验证码，或在设备上重新开始。"},

@@ -130,6 +130,9 @@ type Provider struct {
 
 	httpClient *http.Client   // back-channel logout deliveries
 	background sync.WaitGroup // deliveries in flight; Wait drains them
+
+	// replicaID names this process as the holder of maintenance leases.
+	replicaID string
 }
 
 // New builds the provider. The key manager must have been Ensure'd.
@@ -156,6 +159,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		log:        cfg.Logger,
 		now:        cfg.Now,
 		httpClient: &http.Client{Timeout: backchannelTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		replicaID:  newReplicaID(),
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -254,34 +258,32 @@ func (p *Provider) connector(id string) (Connector, bool) {
 	return Connector{}, false
 }
 
-// Maintain runs the provider's housekeeping until ctx is done: expired records
-// are swept every minute and the signing-key schedule is advanced.
+// Maintain runs the provider's housekeeping until ctx is done: the signing-key
+// schedule is advanced at once and every five minutes, expired records are swept
+// every minute. Replicas sharing a database do each under a lease (see
+// maintain.go), so one of them at a time sweeps and one rotates keys.
 func (p *Provider) Maintain(ctx context.Context) {
-	go p.keys.Run(ctx, 5*time.Minute, func(err error) {
-		p.log.ErrorContext(ctx, "advance signing keys", "err", err)
+	go p.underLease(ctx, leaseKeys, 5*time.Minute, true, func(ctx context.Context) {
+		if _, err := p.keys.Advance(ctx); err != nil && ctx.Err() == nil {
+			p.log.ErrorContext(ctx, "advance signing keys", "err", err)
+		}
 	})
-	p.sweep(ctx, time.Minute)
+	p.underLease(ctx, leaseSweeper, time.Minute, false, p.sweep)
 }
 
-func (p *Provider) sweep(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			res, err := p.store.GarbageCollect(ctx, p.now())
-			if err != nil {
-				p.log.ErrorContext(ctx, "sweep expired records", "err", err)
-				continue
-			}
-			if !res.IsZero() {
-				p.log.DebugContext(ctx, "swept expired records", "authRequests", res.AuthRequests,
-					"codes", res.AuthCodes, "accessTokens", res.AccessTokens, "refreshTokens", res.RefreshTokens,
-					"upstreamStates", res.UpstreamStates, "sessions", res.Sessions)
-			}
+// sweep removes expired records once.
+func (p *Provider) sweep(ctx context.Context) {
+	res, err := p.store.GarbageCollect(ctx, p.now())
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.ErrorContext(ctx, "sweep expired records", "err", err)
 		}
+		return
+	}
+	if !res.IsZero() {
+		p.log.DebugContext(ctx, "swept expired records", "authRequests", res.AuthRequests,
+			"codes", res.AuthCodes, "accessTokens", res.AccessTokens, "refreshTokens", res.RefreshTokens,
+			"upstreamStates", res.UpstreamStates, "sessions", res.Sessions)
 	}
 }
 

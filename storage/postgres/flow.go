@@ -105,7 +105,7 @@ func (k recordTable[T]) delete(ctx context.Context, s *Storage, id string) error
 // --- auth requests ---
 
 func (s *Storage) CreateAuthRequest(ctx context.Context, a storage.AuthRequest) error {
-	if err := s.authRequests.check(ctx, s.pool, time.Now()); err != nil {
+	if err := s.authRequests.reserve(ctx, s.pool, time.Now(), a.Expiry); err != nil {
 		return wrap("create auth request", err)
 	}
 	return authRequests.create(ctx, s, a)
@@ -120,7 +120,11 @@ func (s *Storage) UpdateAuthRequest(ctx context.Context, id string, update func(
 }
 
 func (s *Storage) DeleteAuthRequest(ctx context.Context, id string) error {
-	return authRequests.delete(ctx, s, id)
+	err := authRequests.delete(ctx, s, id)
+	if err == nil {
+		s.authRequests.release(1)
+	}
+	return err
 }
 
 // --- sessions ---
@@ -201,7 +205,7 @@ func nullTime(t time.Time) *time.Time {
 // --- upstream states ---
 
 func (s *Storage) CreateUpstreamState(ctx context.Context, st storage.UpstreamState) error {
-	err := s.upstreamStates.check(ctx, s.pool, time.Now())
+	err := s.upstreamStates.reserve(ctx, s.pool, time.Now(), st.Expiry)
 	if err == nil {
 		err = insertOnce(ctx, s, "INSERT INTO upstream_states (id, expiry, data) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
 			st, st.ID, st.Expiry)
@@ -222,6 +226,7 @@ func (s *Storage) ConsumeUpstreamState(ctx context.Context, id string) (storage.
 	if err != nil {
 		return storage.UpstreamState{}, wrap("consume upstream state", err)
 	}
+	s.upstreamStates.release(1)
 	return st, nil
 }
 
@@ -230,7 +235,7 @@ func (s *Storage) ConsumeUpstreamState(ctx context.Context, id string) (storage.
 // CreateDeviceAuthorization: the table's unique user_code makes a taken user
 // code a conflict like a taken ID.
 func (s *Storage) CreateDeviceAuthorization(ctx context.Context, d storage.DeviceAuthorization) error {
-	err := s.devices.check(ctx, s.pool, time.Now())
+	err := s.devices.reserve(ctx, s.pool, time.Now(), d.Expiry)
 	if err == nil {
 		err = insertOnce(ctx, s, "INSERT INTO device_authorizations (id, user_code, client_id, expiry, data) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
 			d, d.ID, d.UserCode, d.ClientID, d.Expiry)

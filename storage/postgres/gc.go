@@ -51,6 +51,9 @@ func (s *Storage) GarbageCollect(ctx context.Context, now time.Time) (storage.GC
 			}
 		}
 	}
+	s.authRequests.release(r.AuthRequests)
+	s.upstreamStates.release(r.UpstreamStates)
+	s.devices.release(r.Devices)
 	return r, nil
 }
 

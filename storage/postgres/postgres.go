@@ -39,11 +39,8 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultMaxConns          = 20
-	DefaultMaxAuthRequests   = 100_000
-	DefaultMaxUpstreamStates = 100_000
-	DefaultMaxDevices        = 10_000
-	defaultConnectTimeout    = 10 * time.Second
+	DefaultMaxConns       = 20
+	defaultConnectTimeout = 10 * time.Second
 )
 
 // Options configure Open. DSN is required; the zero value of the rest is right
@@ -58,10 +55,10 @@ type Options struct {
 	// already at this binary's schema version (the admin CLI, which must not
 	// migrate a database under running servers of an older version).
 	NoMigrate bool
-	// Caps on live flow records, past which Create* return storage.ErrCapacity.
-	// The count is approximate (read at most once a second, plus what this
-	// process created since). Zero means the Default*.
-	MaxAuthRequests, MaxUpstreamStates, MaxDevices int
+	// Limits cap the live flow records, past which Create* return
+	// storage.ErrCapacity. The count is approximate: read at most once a second,
+	// plus what this process created since. Zero fields take storage.DefaultLimits.
+	Limits storage.Limits
 }
 
 // Storage is a storage.Storage on a PostgreSQL database. Safe for concurrent
@@ -91,11 +88,13 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: schema: %w", err)
 	}
-	s := &Storage{pool: pool}
-	s.authRequests = newCapacity("auth_requests", or(opts.MaxAuthRequests, DefaultMaxAuthRequests))
-	s.upstreamStates = newCapacity("upstream_states", or(opts.MaxUpstreamStates, DefaultMaxUpstreamStates))
-	s.devices = newCapacity("device_authorizations", or(opts.MaxDevices, DefaultMaxDevices))
-	return s, nil
+	limits := opts.Limits.WithDefaults()
+	return &Storage{
+		pool:           pool,
+		authRequests:   newCapacity("auth_requests", limits.AuthRequests),
+		upstreamStates: newCapacity("upstream_states", limits.UpstreamStates),
+		devices:        newCapacity("device_authorizations", limits.Devices),
+	}, nil
 }
 
 // Migrate brings the database's schema to this binary's version and returns the
@@ -139,13 +138,6 @@ func poolConfig(opts Options) (*pgxpool.Config, error) {
 		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	return cfg, nil
-}
-
-func or(n, def int) int {
-	if n > 0 {
-		return n
-	}
-	return def
 }
 
 // Close closes every connection of the pool.

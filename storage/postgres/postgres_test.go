@@ -10,12 +10,16 @@ import (
 	"github.com/dingbridge/dingbridge/storage/storagetest"
 )
 
-// openTest opens a storage on a fresh schema and closes it when t ends.
-func openTest(t *testing.T, dsn string) *Storage {
+// openTest opens a storage on dsn and closes it when t ends.
+func openTest(t *testing.T, dsn string, opts Options) *Storage {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	s, err := Open(ctx, Options{DSN: dsn, MaxConns: 8})
+	opts.DSN = dsn
+	if opts.MaxConns == 0 {
+		opts.MaxConns = 8
+	}
+	s, err := Open(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,14 +27,23 @@ func openTest(t *testing.T, dsn string) *Storage {
 	return s
 }
 
-type oldContract struct{ *Storage }
-
-func (o oldContract) RevokeGrant(ctx context.Context, g string) error {
-	return o.Storage.RevokeGrant(ctx, g, time.Time{})
-}
-
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Storage {
-		return oldContract{openTest(t, postgrestest.DSN(t))}
+		return openTest(t, postgrestest.DSN(t), Options{})
+	})
+}
+
+func TestLimits(t *testing.T) {
+	storagetest.RunLimits(t, func(t *testing.T, limits storage.Limits) storage.Storage {
+		return openTest(t, postgrestest.DSN(t), Options{Limits: limits})
+	})
+}
+
+// Two Storage instances on one schema are two replicas: separate pools,
+// separate server connections, nothing shared in this process.
+func TestReplicas(t *testing.T) {
+	storagetest.RunReplicas(t, func(t *testing.T) (storage.Storage, storage.Storage) {
+		dsn := postgrestest.DSN(t)
+		return openTest(t, dsn, Options{}), openTest(t, dsn, Options{})
 	})
 }

@@ -45,7 +45,7 @@ func (s *Storage) IssueTokens(ctx context.Context, access storage.AccessToken, r
 	var refreshData []byte
 	if refresh != nil {
 		r := *refresh
-		r.RotatedAt = time.Time{} // a column, see GetRefreshToken
+		r.RotatedAt, r.Successor = time.Time{}, "" // columns, see GetRefreshToken
 		if refreshData, err = encode(r); err != nil {
 			return wrap("issue tokens", err)
 		}
@@ -232,7 +232,8 @@ func (s *Storage) GetAccessToken(ctx context.Context, id string) (storage.Access
 	return t, nil
 }
 
-// GetRefreshToken returns rotated tokens too; RotatedAt comes from its column.
+// GetRefreshToken returns rotated tokens too; RotatedAt and Successor come
+// from their columns.
 func (s *Storage) GetRefreshToken(ctx context.Context, id string) (storage.RefreshToken, error) {
 	var data []byte
 	var rotatedAt *time.Time
@@ -249,6 +250,7 @@ func (s *Storage) GetRefreshToken(ctx context.Context, id string) (storage.Refre
 	if rotatedAt != nil {
 		t.RotatedAt = *rotatedAt
 	}
+	t.Successor = successor
 	return t, nil
 }
 
@@ -298,12 +300,24 @@ func (s *Storage) RevokeSubject(ctx context.Context, subject string) error {
 
 // RevokeClient deletes everything issued to the client, in one transaction.
 func (s *Storage) RevokeClient(ctx context.Context, clientID string) error {
+	var devices, requests int64
 	err := retry(ctx, func() error {
 		b := &pgx.Batch{}
 		for _, table := range []string{"access_tokens", "refresh_tokens", "auth_codes", "consents", "device_authorizations", "auth_requests"} {
 			b.Queue("DELETE FROM "+table+" WHERE client_id = $1", clientID)
 		}
-		return s.sendBatch(ctx, b)
+		deleted := func(n *int64) func(pgx.BatchResults) error {
+			return func(br pgx.BatchResults) error {
+				tag, err := br.Exec()
+				*n = tag.RowsAffected()
+				return err
+			}
+		}
+		return s.sendBatch(ctx, b, nil, nil, nil, nil, deleted(&devices), deleted(&requests))
 	})
+	if err == nil {
+		s.devices.release(int(devices))
+		s.authRequests.release(int(requests))
+	}
 	return wrap("revoke client", err)
 }
