@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
@@ -76,6 +77,8 @@ type envOptions struct {
 	connector func(*dingtalk.Config)
 	// claims is the provider's claims policy.
 	claims op.ClaimsPolicy
+	// keyAlgorithm signs the tokens; "": the default, RS256.
+	keyAlgorithm jose.SignatureAlgorithm
 	// limits bound the storage's flow state (zero: the defaults).
 	limits storage.Limits
 }
@@ -116,7 +119,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	km, err := keys.New(e.store, keys.Options{})
+	km, err := keys.New(e.store, keys.Options{Algorithm: opts.keyAlgorithm})
 	if err != nil {
 		t.Fatal(err)
 	}

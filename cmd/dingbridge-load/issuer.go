@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -24,6 +25,9 @@ type target struct {
 	// extraHosts are hosts besides the issuer's that a login may be redirected
 	// through: the fake DingTalk this command started.
 	extraHosts []string
+	// upstreamConns counts the connections the fake DingTalk accepted, when
+	// this command started it.
+	upstreamConns *atomic.Int64
 }
 
 // issuer is what the load needs of the provider: its endpoints, read once from

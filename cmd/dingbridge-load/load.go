@@ -117,12 +117,16 @@ func runLoad(ctx context.Context, o options, t target, stdout, stderr io.Writer)
 	var wg sync.WaitGroup
 	warm := make(chan struct{})
 	var watchErr error
+	var connsAtStart int64
 	go func() {
 		defer close(warm)
 		select {
 		case <-time.After(time.Until(warmEnd)):
 		case <-ctx.Done():
 			return
+		}
+		if t.upstreamConns != nil {
+			connsAtStart = t.upstreamConns.Load()
 		}
 		if t.pid != 0 {
 			watch, watchErr = startProcWatch(t.pid)
@@ -179,6 +183,11 @@ func runLoad(ctx context.Context, o options, t target, stdout, stderr io.Writer)
 		fmt.Fprintf(stdout, "provider pid %d: %.2f CPU-s in %.2f s (%.0f%% of one core); peak RSS %.1f MB, of it anonymous %.1f MB, file-backed %.1f MB\n",
 			t.pid, cpu.Seconds(), res.elapsed.Seconds(), 100*cpu.Seconds()/res.elapsed.Seconds(),
 			float64(peak.total)/(1<<20), float64(peak.anon)/(1<<20), float64(peak.file)/(1<<20))
+	}
+	if t.upstreamConns != nil && o.mode == modeLogin {
+		n := t.upstreamConns.Load() - connsAtStart
+		fmt.Fprintf(stdout, "fake DingTalk: %d new connections from the provider in the measured part (%.2f per login)\n",
+			n, float64(n)/float64(max(1, res.ok+res.errors)))
 	}
 	failures.summary()
 	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {

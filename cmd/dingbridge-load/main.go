@@ -222,6 +222,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) 
 		}
 		defer fake.close()
 		target.extraHosts = append(target.extraHosts, fake.host)
+		target.upstreamConns = fake.conns
 		fmt.Fprintf(stdout, "fake DingTalk (auto-approving %s) at %s\n", fake.user, fake.url)
 	}
 	res, err := runLoad(ctx, o, target, stdout, stderr)

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ type fakeDingTalk struct {
 	user      string // the nick of the person every login is
 	server    *http.Server
 	fake      *dingtalktest.Fake
+	conns     *atomic.Int64 // connections accepted: a provider without keep-alive dials per call
 }
 
 // startFakeDingTalk serves a fake DingTalk on addr (a loopback address) knowing
@@ -42,10 +44,16 @@ func startFakeDingTalk(addr, clientID, secret, callback string) (*fakeDingTalk, 
 		Users: dingtalktest.DemoUsers(),
 	})
 	fake.AutoApprove(user.UnionID)
-	srv := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
+	conns := new(atomic.Int64)
+	srv := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}}
 	go func() { _ = srv.Serve(ln) }()
 	host := ln.Addr().String()
-	return &fakeDingTalk{url: "http://" + host, host: host, user: user.Nick, server: srv, fake: fake}, nil
+	return &fakeDingTalk{url: "http://" + host, host: host, user: user.Nick, server: srv, fake: fake, conns: conns}, nil
 }
 
 func (f *fakeDingTalk) close() {
@@ -119,6 +127,7 @@ func startProvider(ctx context.Context, o providerOptions) (_ *startedProvider, 
 	}
 	p.dingtalkURL = p.fake.url
 	p.extraHosts = []string{p.fake.host}
+	p.upstreamConns = p.fake.conns
 
 	cfg := providerConfig{
 		Issuer:  p.issuer,

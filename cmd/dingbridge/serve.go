@@ -132,6 +132,8 @@ func newConnectors(cfg *config.Config) ([]op.Connector, error) {
 	// Counts of DingTalk calls by API and result, across connectors; an HTTP
 	// metrics endpoint will export them.
 	metrics := dingtalk.NewMetrics()
+	// One pool of kept-alive connections to DingTalk for every connector.
+	httpClient := dingtalk.NewHTTPClient()
 	for _, c := range cfg.Connectors {
 		conn, err := dingtalk.New(dingtalk.Config{
 			Mode:              c.Mode,
@@ -147,6 +149,7 @@ func newConnectors(cfg *config.Config) ([]op.Connector, error) {
 			DirectoryCacheTTL: time.Duration(c.DirectoryCacheTTL),
 			Timeout:           time.Duration(c.Timeout),
 			Metrics:           metrics,
+			HTTPClient:        httpClient,
 			Endpoints: dingtalk.Endpoints{
 				Login: c.Endpoints.Login, API: c.Endpoints.API, OAPI: c.Endpoints.OAPI, JSAPI: c.Endpoints.JSAPI,
 			},

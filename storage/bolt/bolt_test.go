@@ -419,3 +419,17 @@ func benchLogin(ctx context.Context, s *Storage) error {
 	}
 	return s.DeleteAuthRequest(ctx, req.ID)
 }
+
+// BenchmarkLoginWritesOneAtATime is one person logging in on an idle server:
+// nothing to share a commit with, so commits/op is what each login pays.
+func BenchmarkLoginWritesOneAtATime(b *testing.B) {
+	benchModes(b, func(b *testing.B, s *Storage) {
+		ctx := context.Background()
+		for b.Loop() {
+			if err := benchLogin(ctx, s); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logins/s")
+	})
+}

@@ -64,9 +64,12 @@ type Config struct {
 	Groups string
 	// DirectoryCacheTTL is how long department names are kept; 0: DefaultDirectoryCacheTTL.
 	DirectoryCacheTTL time.Duration
-	HTTPClient        *http.Client  // nil: a client using http.DefaultTransport
-	Timeout           time.Duration // per DingTalk call; 0: DefaultTimeout
-	Metrics           *Metrics      // nil: calls are not counted
+	// HTTPClient makes the DingTalk calls; share one (NewHTTPClient) across
+	// connectors. nil: the connector makes its own with NewHTTPClient.
+	HTTPClient *http.Client
+
+	Timeout time.Duration // per DingTalk call; 0: DefaultTimeout
+	Metrics *Metrics      // nil: calls are not counted
 	// Now is the clock for SNS signatures, the app token's expiry and the directory
 	// cache; nil: time.Now.
 	Now func() time.Time
@@ -139,11 +142,15 @@ func New(cfg Config) (*Connector, error) {
 		return nil, fmt.Errorf("dingtalk config: DirectoryCacheTTL %s is negative", cfg.DirectoryCacheTTL)
 	}
 
+	httpClient := cfg.HTTPClient
+	if httpClient == nil {
+		httpClient = NewHTTPClient() // one pool for the login and the corp app
+	}
 	clientConfig := ClientConfig{
 		ClientID:     cfg.ClientID,
 		ClientSecret: cfg.ClientSecret,
 		Endpoints:    cfg.Endpoints,
-		HTTPClient:   cfg.HTTPClient,
+		HTTPClient:   httpClient,
 		Timeout:      cfg.Timeout,
 		Metrics:      cfg.Metrics,
 		Now:          cfg.Now,

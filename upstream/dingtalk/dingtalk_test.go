@@ -74,7 +74,7 @@ func newEnv(t *testing.T, fakeCfg dingtalktest.Config, adjust ...func(*dingtalk.
 	}
 	fake := dingtalktest.NewServer(fakeCfg)
 	t.Cleanup(fake.Close)
-	wire := &wireRecorder{next: http.DefaultTransport}
+	wire := &wireRecorder{next: dingtalk.NewHTTPClient().Transport} // the transport serve uses
 	cfg := dingtalk.Config{ClientID: testClientID, ClientSecret: testSecret, Endpoints: fake.Endpoints(),
 		HTTPClient: &http.Client{Transport: wire}}
 	for _, f := range adjust {
