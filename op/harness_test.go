@@ -81,6 +81,8 @@ type envOptions struct {
 	keyAlgorithm jose.SignatureAlgorithm
 	// limits bound the storage's flow state (zero: the defaults).
 	limits storage.Limits
+	// registration says who may log in without a user record.
+	registration op.Registration
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -168,10 +170,11 @@ func newEnv(t testing.TB, opts envOptions) *env {
 			{ID: deviceClientID, Name: "kubectl", Public: true, GrantTypes: []string{op.GrantTypeDeviceCode, "refresh_token"}},
 			{ID: consentClientID, Name: "Partner portal", Secret: rpSecret, RequireConsent: true, RedirectURIs: []string{rpRedirectURI}},
 		},
-		Lifetimes: opts.lifetimes,
-		RateLimit: opts.rateLimit,
-		Claims:    opts.claims,
-		Logger:    logger,
+		Lifetimes:    opts.lifetimes,
+		RateLimit:    opts.rateLimit,
+		Claims:       opts.claims,
+		Registration: opts.registration,
+		Logger:       logger,
 	})
 	if err != nil {
 		t.Fatal(err)

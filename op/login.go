@@ -31,7 +31,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, hasSession := p.currentSession(r)
-	hasSession = hasSession && p.satisfies(sess, a)
+	hasSession = hasSession && p.satisfies(sess, a) && p.sessionStillMember(w, r, sess)
 	if slices.Contains(a.Prompt, oidc.PromptNone) && !hasSession {
 		p.redirectError(w, r, a, oidc.ErrLoginRequired().WithDescription("no session at dingbridge; interaction with DingTalk is needed"))
 		return
@@ -143,41 +143,35 @@ func (p *Provider) returningLogin(w http.ResponseWriter, r *http.Request, state 
 // session and finishes the login.
 func (p *Provider) loggedInUpstream(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, conn Connector, id upstream.Identity) {
 	ctx := r.Context()
-	subject := p.claims.subjectOf(id)
-	if subject == "" || strings.Contains(subject, ":") {
-		// zitadel's opaque tokens separate token id and subject with ':'.
-		p.serverError(w, r, "pick subject", errors.New("DingTalk gave no usable "+p.claims.Subject+" for this person; check claims.subject"))
+	acc, err := p.accountFor(ctx, id)
+	if err != nil {
+		p.bindingFailed(w, r, a, conn, id, err)
 		return
 	}
-	now := p.now().UTC()
+	subject := acc.subject
 	amr := id.Method
 	if amr == "" {
 		amr = upstream.MethodOAuth2
 	}
 	// The user and the new session are one durable commit; the session cookie
 	// set below is what acknowledges it to the person.
-	sess, err := p.startSession(w, r, subject, conn.ID, a.ClientID, []string{amr}, func(u storage.User, found bool) (storage.User, error) {
-		if found && u.Disabled {
-			return u, errUserDisabled
-		}
-		if !found {
-			u = storage.User{Subject: subject, FirstLogin: now}
-		}
-		u.ConnectorID, u.UnionID, u.OpenID, u.UserID, u.CorpID = conn.ID, id.UnionID, id.OpenID, id.UserID, id.CorpID
-		u.Nick, u.AvatarURL, u.Email, u.Phone = id.Nick, id.AvatarURL, id.Email, id.Phone
-		u.Title, u.JobNumber, u.OrgEmail, u.Groups = id.Title, id.JobNumber, id.OrgEmail, id.Groups
-		u.LastLogin = now
-		return u, nil
-	})
+	sess, err := p.startSession(w, r, subject, conn.ID, a.ClientID, []string{amr}, p.loginUpdate(conn, id, acc, p.now().UTC()))
 	if errors.Is(err, errUserDisabled) {
 		p.log.InfoContext(ctx, "login refused: user disabled", "subject", subject, "client", a.ClientID)
 		p.render(w, r, &pageView{page: pageUserDisabled, status: http.StatusForbidden,
 			actions: []action{{actionBackToClient, p.errorRedirectURL(a, oidc.ErrAccessDenied().WithDescription("user is disabled"))}}})
 		return
 	}
+	if errors.Is(err, errNotRegistered) || errors.Is(err, errBindingRace) {
+		p.bindingFailed(w, r, a, conn, id, err)
+		return
+	}
 	if err != nil {
 		p.serverError(w, r, "record login", err)
 		return
+	}
+	if acc.bindBy != (storage.UserKey{}) {
+		p.log.InfoContext(ctx, "login bound a provisioned user", "subject", subject, "unionid", id.UnionID, "by", acc.bindBy.String())
 	}
 	p.log.InfoContext(ctx, "login", "subject", subject, "client", a.ClientID, "connector", conn.ID, "method", amr)
 	p.finish(w, r, a, sess)
@@ -205,9 +199,11 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request, a storage.Au
 		p.completeDevice(w, r, a, sess)
 		return
 	}
+	var done storage.AuthRequest
 	err := p.store.UpdateAuthRequest(r.Context(), a.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
 		a.Done, a.Subject, a.AuthTime, a.AMR = true, sess.Subject, sess.AuthTime, sess.AMR
 		a.ConnectorID, a.SessionID, a.ConsentPending = sess.ConnectorID, sess.ID, false
+		done = a
 		return a, nil
 	})
 	if errors.Is(err, storage.ErrNotFound) {
@@ -218,7 +214,11 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request, a storage.Au
 		p.serverError(w, r, "complete auth request", err)
 		return
 	}
-	http.Redirect(w, r, p.authCallbackURL(a.ID), http.StatusFound)
+	// zitadel issues the code and redirects to the client here, as its
+	// /authorize/callback would: the browser is spared that extra hop, and the
+	// provider a request that only reloads the auth request just written.
+	r = r.WithContext(zop.ContextWithIssuer(r.Context(), p.issuer))
+	zop.AuthResponse(&authRequest{AuthRequest: done}, p.oidc, w, r)
 }
 
 // pendingAuthRequest loads the auth request a login step works for; when it is

@@ -280,8 +280,15 @@ func (s *oidcStorage) TokenRequestByRefreshToken(ctx context.Context, token stri
 			return nil, err
 		}
 	}
-	if err := s.userActive(ctx, rt.Subject); err != nil {
-		return nil, err
+	u, err := s.p.store.GetUser(ctx, rt.Subject)
+	if err != nil {
+		return nil, fmt.Errorf("user: %w", err)
+	}
+	if u.Disabled {
+		return nil, errors.New("user is disabled")
+	}
+	if err := s.p.stillMember(ctx, u); err != nil {
+		return nil, fmt.Errorf("refresh refused: %w", err)
 	}
 	return &refreshRequest{RefreshToken: rt}, nil
 }

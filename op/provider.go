@@ -37,6 +37,8 @@ type Config struct {
 	Claims        ClaimsPolicy
 	Lifetimes     Lifetimes
 	RateLimit     RateLimit
+	Registration  Registration
+	Membership    Membership
 
 	// Logger gets structured logs; nil discards them.
 	Logger *slog.Logger
@@ -61,6 +63,9 @@ type ClaimsPolicy struct {
 	// OrgEmailAsEmail releases the organisation's address (org_email) as email,
 	// verified, when the directory has one.
 	OrgEmailAsEmail bool
+	// PreferredUsername is where preferred_username comes from: UsernamePinyin
+	// (default), UsernameNick, UsernameUserID or UsernameEmailLocal.
+	PreferredUsername string
 }
 
 // Lifetimes of what the provider issues; zero values take the defaults.
@@ -120,6 +125,8 @@ type Provider struct {
 	connectors []Connector
 	claims     ClaimsPolicy
 	lifetimes  Lifetimes
+	register   Registration
+	membership *membershipChecks
 	limiter    *ipLimiter
 	formKey    []byte // signs form tokens (forms.go)
 	log        *slog.Logger
@@ -171,6 +178,11 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if p.claims.Subject == "" {
 		p.claims.Subject = "unionid"
 	}
+	if p.claims.PreferredUsername == "" {
+		p.claims.PreferredUsername = UsernamePinyin
+	}
+	p.register = cfg.Registration
+	p.membership = newMembershipChecks(cfg.Membership)
 	p.clients = newClients(cfg.StaticClients, cfg.Storage, p.lifetimes, func(id string) string {
 		return p.issuerPath + "/login?authRequestID=" + url.QueryEscape(id)
 	})
@@ -243,11 +255,6 @@ func (p *Provider) routes() http.Handler {
 }
 
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.handler.ServeHTTP(w, r) }
-
-// authCallbackURL is where the login step hands a finished auth request back to zitadel.
-func (p *Provider) authCallbackURL(authRequestID string) string {
-	return p.oidc.AuthorizationEndpoint().Absolute(p.issuer) + "/callback?id=" + url.QueryEscape(authRequestID)
-}
 
 func (p *Provider) connector(id string) (Connector, bool) {
 	for _, c := range p.connectors {

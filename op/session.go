@@ -36,6 +36,25 @@ func (p *Provider) currentSession(r *http.Request) (storage.Session, bool) {
 	return sess, true
 }
 
+// sessionStillMember re-checks, when due, that the session's person is still a
+// member of the organisation their connector admits. A leaver has been logged
+// out everywhere by now, so the cookie goes too; when DingTalk cannot confirm,
+// the person logs in at DingTalk again rather than ride the session.
+func (p *Provider) sessionStillMember(w http.ResponseWriter, r *http.Request, sess storage.Session) bool {
+	u, err := p.store.GetUser(r.Context(), sess.Subject)
+	if err != nil {
+		return false
+	}
+	switch err := p.stillMember(r.Context(), u); {
+	case errors.Is(err, errOffboarded):
+		p.clearSessionCookie(w)
+		return false
+	case err != nil:
+		return false
+	}
+	return true
+}
+
 // satisfies reports whether sess may answer a without a trip to DingTalk:
 // max_age (prompt=login arrives as max_age=0) and id_token_hint are honoured.
 func (p *Provider) satisfies(sess storage.Session, a storage.AuthRequest) bool {

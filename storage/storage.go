@@ -144,6 +144,11 @@ type Storage interface {
 	UpsertUser(ctx context.Context, subject string, update func(u User, found bool) (User, error)) (User, error)
 	GetUser(ctx context.Context, subject string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
+	// FindUsers returns the users key identifies, ordered by subject (none: an
+	// empty slice, no error). It reads an index that every write of a user keeps
+	// in the same transaction, never a scan of the users, so a login may call it.
+	// A key that sets none, or more than one, of its values is an error.
+	FindUsers(ctx context.Context, key UserKey) ([]User, error)
 
 	// CompleteLogin records a person who just logged in upstream, in ONE durable
 	// transaction, group-committed across concurrent logins where the backend
@@ -160,6 +165,10 @@ type Storage interface {
 	GetSession(ctx context.Context, id string) (Session, error)
 	UpdateSession(ctx context.Context, id string, update func(Session) (Session, error)) error
 	DeleteSession(ctx context.Context, id string) error
+	// SessionsOf returns the person's live sessions, in no particular order, so
+	// that the clients logged in through them can be told when the person is
+	// logged out everywhere. Rare (offboarding): a backend may scan.
+	SessionsOf(ctx context.Context, subject string) ([]Session, error)
 
 	// Upstream login states: created when a person is sent to DingTalk, consumed
 	// (deleted and returned, once) when DingTalk sends them back. Ephemeral;
@@ -353,9 +362,41 @@ type User struct {
 	JobNumber  string    `json:"jobNumber,omitempty"`
 	OrgEmail   string    `json:"orgEmail,omitempty"`
 	Groups     []string  `json:"groups,omitempty"`
-	FirstLogin time.Time `json:"firstLogin"`
+	FirstLogin time.Time `json:"firstLogin"` // zero until the first login
 	LastLogin  time.Time `json:"lastLogin"`
 	Disabled   bool      `json:"disabled,omitempty"`
+	// DisabledAt and DisabledReason say when and why Disabled was set (an
+	// administrator, or the organisation's directory no longer listing the person).
+	DisabledAt     time.Time `json:"disabledAt,omitzero"`
+	DisabledReason string    `json:"disabledReason,omitempty"`
+
+	// Username is the preferred_username chosen once for the person (claims
+	// preferredUsername pinyin), kept so that it never changes under the apps.
+	Username string `json:"username,omitempty"`
+	// ProvisionedAt is set when an administrator added the person before their
+	// first login; until the record is bound to a DingTalk account (UnionID) it is
+	// found by what the administrator knew: UserID with CorpID, Phone or Email.
+	ProvisionedAt time.Time `json:"provisionedAt,omitzero"`
+	// BoundAt is when UnionID was bound to a provisioned record: at the first
+	// login that matched it, or by an administrator.
+	BoundAt time.Time `json:"boundAt,omitzero"`
+	// MembershipCheckedAt is when the organisation's directory last confirmed the
+	// person as an active member (at login, or when a session or refresh token was
+	// used again).
+	MembershipCheckedAt time.Time `json:"membershipCheckedAt,omitzero"`
+}
+
+// UserKey is one thing a person is known by, for FindUsers. Exactly one of
+// UnionID, UserID (with CorpID), Phone, Email and Username is set. The index
+// holds every user's UnionID, CorpID+UserID, Phone, Email and OrgEmail (both
+// under Email, compared without regard to case) and Username.
+type UserKey struct {
+	UnionID  string
+	UserID   string // the organisation's staff id, unique within CorpID
+	CorpID   string // required with UserID
+	Phone    string // E.164, as User.Phone
+	Email    string
+	Username string
 }
 
 // Session is a person's single sign-on session at dingbridge: while it lives,

@@ -77,7 +77,7 @@ func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, ln n
 	}
 	// The admin service shares the provider's storage and key manager, so
 	// what the CLI changes through the socket is what the provider serves.
-	svc, err := admin.NewService(adminServiceConfig(cfg, store, km))
+	svc, err := admin.NewService(adminServiceConfig(cfg, store, km, provider))
 	if err != nil {
 		return err
 	}
@@ -189,8 +189,10 @@ func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage,
 			DeviceCode:             time.Duration(cfg.Expiry.DeviceCode),
 			DevicePollInterval:     time.Duration(cfg.Expiry.DevicePollInterval),
 		},
-		RateLimit: rateLimit(cfg),
-		Logger:    logger,
+		RateLimit:    rateLimit(cfg),
+		Registration: op.Registration{Closed: cfg.Registration == "closed", Contact: cfg.RegistrationContact},
+		Membership:   op.Membership{Recheck: time.Duration(cfg.MembershipRecheck), Grace: time.Duration(cfg.MembershipGrace)},
+		Logger:       logger,
 	})
 }
 
@@ -226,7 +228,8 @@ func staticClients(cfg *config.Config) []op.StaticClient {
 }
 
 func claimsPolicy(cfg *config.Config) op.ClaimsPolicy {
-	return op.ClaimsPolicy{Subject: cfg.Claims.Subject, EmailVerified: cfg.Claims.EmailVerified, OrgEmailAsEmail: cfg.Claims.OrgEmailAsEmail}
+	return op.ClaimsPolicy{Subject: cfg.Claims.Subject, EmailVerified: cfg.Claims.EmailVerified,
+		OrgEmailAsEmail: cfg.Claims.OrgEmailAsEmail, PreferredUsername: cfg.Claims.PreferredUsername}
 }
 
 // serveHTTP serves handler on ln until ctx is done, then drains connections.

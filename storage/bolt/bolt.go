@@ -61,6 +61,8 @@ const (
 	bucketLeases  = "leases"
 	// bucketExpiry orders every expiring record by expiry for the sweeper; see expiryKey.
 	bucketExpiry = "expiry"
+	// bucketUserIndex (userindex.go) finds users by unionid, userid, mobile, email, username.
+	bucketUserIndex = "user_index"
 
 	metaSchemaKey = "schema"
 )
@@ -69,7 +71,7 @@ func bucketNames() []string {
 	return []string{
 		bucketClients, bucketAccessTokens, bucketRefreshTokens, bucketRotated,
 		bucketUsers, bucketKeys, bucketMeta, bucketGrants, bucketSessions,
-		bucketConsents, bucketRevoked, bucketLeases, bucketExpiry,
+		bucketConsents, bucketRevoked, bucketLeases, bucketExpiry, bucketUserIndex,
 	}
 }
 
@@ -190,6 +192,9 @@ func initSchema(tx *bbolt.Tx) error {
 		if err := migrateFrom1(tx); err != nil {
 			return fmt.Errorf("migrate schema 1 to %d: %w", schemaVersion, err)
 		}
+	}
+	if err := ensureUserIndex(tx); err != nil {
+		return err
 	}
 	if version == schemaVersion {
 		return nil

@@ -84,6 +84,8 @@ func utcRefreshToken(t storage.RefreshToken) storage.RefreshToken {
 
 func utcUser(u storage.User) storage.User {
 	u.FirstLogin, u.LastLogin = utc(u.FirstLogin), utc(u.LastLogin)
+	u.DisabledAt, u.ProvisionedAt, u.BoundAt = utc(u.DisabledAt), utc(u.ProvisionedAt), utc(u.BoundAt)
+	u.MembershipCheckedAt = utc(u.MembershipCheckedAt)
 	return u
 }
 

@@ -2,7 +2,9 @@ package bolt
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -112,4 +114,30 @@ func deleteSession(tx *bbolt.Tx, id string) (bool, error) {
 		return false, err
 	}
 	return true, unindexExpiry(tx, rec.Expiry, kindSession, id)
+}
+
+// SessionsOf scans the sessions: it runs when a person leaves, not at logins.
+func (s *Storage) SessionsOf(ctx context.Context, subject string) ([]storage.Session, error) {
+	now := time.Now()
+	var out []storage.Session
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte(bucketSessions)).ForEach(func(_, v []byte) error {
+			var o owner
+			if err := json.Unmarshal(v, &o); err != nil || o.Subject != subject {
+				return err
+			}
+			var sess storage.Session
+			if err := json.Unmarshal(v, &sess); err != nil {
+				return err
+			}
+			if !expired(sess.Expiry, now) {
+				out = append(out, sess)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: sessions of a subject: %w", err)
+	}
+	return out, nil
 }

@@ -32,12 +32,13 @@ func (s *Storage) UpsertUser(ctx context.Context, subject string, update func(u 
 // changed subject) comes back as answer with nothing written.
 func upsertUser(tx *bbolt.Tx, subject string, update func(u storage.User, found bool) (storage.User, error)) (stored storage.User, answer, err error) {
 	b := tx.Bucket([]byte(bucketUsers))
-	var u storage.User
-	found, err := get(b, subject, &u)
+	var old storage.User
+	found, err := get(b, subject, &old)
 	if err != nil {
 		return storage.User{}, nil, err
 	}
-	if u, answer = update(u, found); answer != nil {
+	var u storage.User
+	if u, answer = update(old, found); answer != nil {
 		return storage.User{}, answer, nil
 	}
 	if u.Subject == "" {
@@ -47,7 +48,11 @@ func upsertUser(tx *bbolt.Tx, subject string, update func(u storage.User, found 
 		return storage.User{}, errors.New("update changed the subject"), nil
 	}
 	u = utcUser(u)
-	if err := put(b, subject, u); err != nil {
+	var previous *storage.User // whose index entries u replaces
+	if found {
+		previous = &old
+	}
+	if err := putUser(tx, subject, previous, u); err != nil {
 		return storage.User{}, nil, err
 	}
 	return u, nil, nil

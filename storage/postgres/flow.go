@@ -145,6 +145,28 @@ func (s *Storage) DeleteSession(ctx context.Context, id string) error {
 	return sessions.delete(ctx, s, id)
 }
 
+// SessionsOf reads the person's live sessions by the subject index.
+func (s *Storage) SessionsOf(ctx context.Context, subject string) ([]storage.Session, error) {
+	rows, err := s.pool.Query(ctx, "SELECT data FROM sessions WHERE subject = $1 AND expiry >= $2", subject, time.Now())
+	if err != nil {
+		return nil, wrap("sessions of a subject", err)
+	}
+	defer rows.Close()
+	var out []storage.Session
+	for rows.Next() {
+		var data []byte
+		var sess storage.Session
+		if err := rows.Scan(&data); err != nil {
+			return nil, wrap("sessions of a subject", err)
+		}
+		if err := decode(data, &sess); err != nil {
+			return nil, wrap("sessions of a subject", err)
+		}
+		out = append(out, sess)
+	}
+	return out, wrap("sessions of a subject", rows.Err())
+}
+
 // --- auth codes ---
 
 func (s *Storage) CreateAuthCode(ctx context.Context, c storage.AuthCode) error {

@@ -69,6 +69,8 @@ type Storage struct {
 	authRequests, upstreamStates, devices *capacity
 }
 
+var _ storage.Storage = (*Storage)(nil)
+
 // Open connects to the database, migrates its schema unless opts.NoMigrate, and
 // returns the storage. ctx bounds connecting and migrating.
 func Open(ctx context.Context, opts Options) (*Storage, error) {

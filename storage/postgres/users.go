@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"github.com/dingbridge/dingbridge/storage"
 )
@@ -12,8 +13,8 @@ import (
 // a row still at that revision (revision 0: there was none, so any row that
 // appeared in the meantime is a conflict too).
 
-const upsertUserSQL = `INSERT INTO users (subject, data) VALUES ($1, $3)
-	ON CONFLICT (subject) DO UPDATE SET data = EXCLUDED.data, rev = users.rev + 1
+const upsertUserSQL = `INSERT INTO users (subject, data, keys) VALUES ($1, $3, $4)
+	ON CONFLICT (subject) DO UPDATE SET data = EXCLUDED.data, keys = EXCLUDED.keys, rev = users.rev + 1
 	WHERE users.rev = $2`
 
 func (s *Storage) UpsertUser(ctx context.Context, subject string, update func(u storage.User, found bool) (storage.User, error)) (storage.User, error) {
@@ -23,7 +24,7 @@ func (s *Storage) UpsertUser(ctx context.Context, subject string, update func(u 
 		if err != nil {
 			return false, err
 		}
-		tag, err := s.pool.Exec(ctx, upsertUserSQL, subject, rev, data)
+		tag, err := s.pool.Exec(ctx, upsertUserSQL, subject, rev, data, userKeys(u))
 		stored = u
 		return err == nil && tag.RowsAffected() == 1, err
 	})
@@ -70,9 +71,9 @@ func (s *Storage) updatedUser(ctx context.Context, subject string, update func(s
 // one: one statement, so one commit and all or nothing. A taken session ID
 // fails the whole statement with a unique violation.
 const completeLoginSQL = `WITH u AS (` + upsertUserSQL + ` RETURNING 1),
-	replaced AS (DELETE FROM sessions WHERE id = $4::text AND $4::text <> '' AND EXISTS (SELECT FROM u)),
+	replaced AS (DELETE FROM sessions WHERE id = $5::text AND $5::text <> '' AND EXISTS (SELECT FROM u)),
 	created AS (INSERT INTO sessions (id, subject, expiry, data)
-		SELECT $5::text, $6::text, $7::timestamptz, $8::jsonb WHERE $5::text <> '' AND EXISTS (SELECT FROM u))
+		SELECT $6::text, $7::text, $8::timestamptz, $9::jsonb WHERE $6::text <> '' AND EXISTS (SELECT FROM u))
 	SELECT count(*) FROM u`
 
 // CompleteLogin stores what an upstream login changed in one transaction: the
@@ -94,7 +95,7 @@ func (s *Storage) CompleteLogin(ctx context.Context, l storage.Login) (storage.U
 			return false, err
 		}
 		var n int
-		err = s.pool.QueryRow(ctx, completeLoginSQL, l.Subject, rev, data, l.ReplaceSessionID,
+		err = s.pool.QueryRow(ctx, completeLoginSQL, l.Subject, rev, data, userKeys(u), l.ReplaceSessionID,
 			l.Session.ID, l.Session.Subject, l.Session.Expiry, sessionData).Scan(&n)
 		if isUniqueViolation(err) {
 			return false, storage.ErrAlreadyExists
@@ -106,6 +107,59 @@ func (s *Storage) CompleteLogin(ctx context.Context, l storage.Login) (storage.U
 		return storage.User{}, wrap("complete login", err)
 	}
 	return stored, nil
+}
+
+// userKeys encodes what a user is found by, one text per key: a kind letter,
+// then the value; a staff id is "i", its corp's length, ":", the corp and the
+// id, so that no two keys encode alike.
+func userKeys(u storage.User) []string {
+	keys := []string{}
+	for _, k := range u.Keys() {
+		keys = append(keys, userKey(k))
+	}
+	return keys
+}
+
+// userKey encodes a normalised key as userKeys does.
+func userKey(k storage.UserKey) string {
+	switch {
+	case k.UnionID != "":
+		return "u" + k.UnionID
+	case k.UserID != "":
+		return "i" + strconv.Itoa(len(k.CorpID)) + ":" + k.CorpID + k.UserID
+	case k.Phone != "":
+		return "p" + k.Phone
+	case k.Email != "":
+		return "e" + k.Email
+	default:
+		return "n" + k.Username
+	}
+}
+
+// FindUsers reads the users whose keys hold key, by the GIN index on keys.
+func (s *Storage) FindUsers(ctx context.Context, key storage.UserKey) ([]storage.User, error) {
+	key, err := key.Normalize()
+	if err != nil {
+		return nil, wrap("find users", err)
+	}
+	rows, err := s.pool.Query(ctx, "SELECT data FROM users WHERE keys @> ARRAY[$1::text] ORDER BY subject", userKey(key))
+	if err != nil {
+		return nil, wrap("find users", err)
+	}
+	defer rows.Close()
+	out := []storage.User{}
+	for rows.Next() {
+		var data []byte
+		var u storage.User
+		if err := rows.Scan(&data); err != nil {
+			return nil, wrap("find users", err)
+		}
+		if err := decode(data, &u); err != nil {
+			return nil, wrap("find users", err)
+		}
+		out = append(out, u)
+	}
+	return out, wrap("find users", rows.Err())
 }
 
 func (s *Storage) GetUser(ctx context.Context, subject string) (storage.User, error) {

@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Storage) {
 		{"Revoke", revokeTests()},
 		{"Tokens", tokenTests()},
 		{"User", userTests()},
+		{"FindUsers", findUserTests()},
 		{"KeySet", keySetTests()},
 		{"Expiry", expiryTests()},
 		{"Concurrency", concurrencyTests()},

@@ -93,7 +93,10 @@ type Connector struct {
 	jsapi             string
 }
 
-var _ upstream.InAppConnector = (*Connector)(nil)
+var (
+	_ upstream.InAppConnector    = (*Connector)(nil)
+	_ upstream.MembershipChecker = (*Connector)(nil)
+)
 
 // New checks cfg; its errors name the field at fault.
 func New(cfg Config) (*Connector, error) {
@@ -291,10 +294,46 @@ func (c *Connector) member(ctx context.Context, id upstream.Identity, user Direc
 	id.Title = user.Title
 	id.JobNumber = user.JobNumber
 	id.OrgEmail = user.OrgEmail
+	id.DirectoryEmail = user.Email
 	id.Groups = groups
 	id.Nick = cmp.Or(id.Nick, user.Name)
 	id.AvatarURL = cmp.Or(id.AvatarURL, user.AvatarURL)
 	id.Email = cmp.Or(id.Email, user.Email)
 	id.Phone = cmp.Or(id.Phone, phoneE164(user.Mobile, user.StateCode))
 	return id, nil
+}
+
+// RequiresMembership reports whether the connector admits only CorpID's members.
+func (c *Connector) RequiresMembership() bool { return c.requireMembership }
+
+// CheckMembership asks CorpID's directory again whether the person is an active
+// member (topapi/user/getbyunionid, then topapi/v2/user/get): the same rule as
+// at login. A person it no longer lists, or lists as inactive, gives a
+// *upstream.PolicyError; DingTalk failing gives its error (upstream.ErrUnavailable
+// when busy).
+func (c *Connector) CheckMembership(ctx context.Context, unionID string) error {
+	if c.dir == nil {
+		return errors.New("dingtalk membership check: the connector has no CorpID")
+	}
+	if unionID == "" {
+		return errors.New("dingtalk membership check: empty unionid")
+	}
+	userID, err := c.corp.UserIDByUnionID(ctx, unionID)
+	if errors.Is(err, ErrNotInDirectory) {
+		return &upstream.PolicyError{Reason: upstream.NotMember, Allowed: []string{c.corpID}}
+	}
+	if err != nil {
+		return fmt.Errorf("read dingtalk directory: %w", err)
+	}
+	user, err := c.corp.DirectoryUser(ctx, userID)
+	if errors.Is(err, ErrNotInDirectory) {
+		return &upstream.PolicyError{Reason: upstream.NotMember, Allowed: []string{c.corpID}}
+	}
+	if err != nil {
+		return fmt.Errorf("read dingtalk directory: %w", err)
+	}
+	if !user.Active {
+		return &upstream.PolicyError{Reason: upstream.Inactive, CorpID: c.corpID, Allowed: []string{c.corpID}}
+	}
+	return nil
 }

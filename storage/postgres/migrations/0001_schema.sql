@@ -16,11 +16,15 @@ CREATE TABLE clients (
     data jsonb NOT NULL
 );
 
+-- keys are what FindUsers looks a person up by (storage.User.Keys, encoded by
+-- userKey), written with the record in the same statement.
 CREATE TABLE users (
     subject text PRIMARY KEY,
     rev     bigint NOT NULL DEFAULT 1,
+    keys    text[] NOT NULL DEFAULT '{}',
     data    jsonb NOT NULL
 );
+CREATE INDEX users_keys ON users USING gin (keys);
 
 CREATE TABLE sessions (
     id      text PRIMARY KEY,
