@@ -149,12 +149,15 @@ func (b *balancer) pick(path string) *replica {
 	return r
 }
 
-// skipNext makes the next request go to the backend after the one it would
-// have gone to: logins that make the same requests then start elsewhere.
-func (b *balancer) skipNext() {
+// startOn makes the next request go to r; the ones after it alternate as usual.
+func (b *balancer) startOn(r *replica) {
 	b.mu.Lock()
-	b.next++
-	b.mu.Unlock()
+	defer b.mu.Unlock()
+	for i, l := range b.live {
+		if l == r {
+			b.next = i
+		}
+	}
 }
 
 // remove takes r out of the rotation, as a health check would after it died.
