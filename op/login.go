@@ -85,6 +85,15 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if em, ok := conn.Connector.(upstream.EmbeddedConnector); ok && conn.Embedded {
+		login, err := em.EmbeddedLogin(state, p.issuer+"/callback/"+conn.ID)
+		if err != nil {
+			p.serverError(w, r, "build embedded login", err)
+			return
+		}
+		p.renderEmbedded(w, r, login, target)
+		return
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusFound)
 }

@@ -39,6 +39,8 @@ type Config struct {
 	RateLimit     RateLimit
 	Registration  Registration
 	Membership    Membership
+	// Branding is shown on embedded login pages.
+	Branding Branding
 
 	// Logger gets structured logs; nil discards them.
 	Logger *slog.Logger
@@ -51,6 +53,9 @@ type Connector struct {
 	ID        string // in URLs: /callback/<ID>
 	Name      string // shown on the chooser page
 	Connector upstream.Connector
+	// Embedded: the login runs in our own page (upstream.EmbeddedConnector)
+	// instead of a redirect to the upstream's.
+	Embedded bool
 }
 
 // ClaimsPolicy says how DingTalk identities become claims.
@@ -126,6 +131,7 @@ type Provider struct {
 	claims     ClaimsPolicy
 	lifetimes  Lifetimes
 	register   Registration
+	branding   Branding
 	membership *membershipChecks
 	limiter    *ipLimiter
 	formKey    []byte // signs form tokens (forms.go)
@@ -181,7 +187,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if p.claims.PreferredUsername == "" {
 		p.claims.PreferredUsername = UsernamePinyin
 	}
-	p.register = cfg.Registration
+	p.register, p.branding = cfg.Registration, cfg.Branding
 	p.membership = newMembershipChecks(cfg.Membership)
 	p.clients = newClients(cfg.StaticClients, cfg.Storage, p.lifetimes, func(id string) string {
 		return p.issuerPath + "/login?authRequestID=" + url.QueryEscape(id)
