@@ -71,8 +71,10 @@ func keyOptions(cfg config.Keys, shared bool) keys.Options {
 }
 
 // openPostgresForAdmin opens the database for the admin CLI: any number of
-// replicas may be serving from it. The schema is left alone (a CLI newer than
-// the servers must not migrate under them), so it must be current.
+// replicas may be serving from it. An existing schema is left alone (a CLI
+// newer than the servers must not migrate under them), so it must be current;
+// an empty database is created, so clients can be registered before the first
+// serve starts.
 func openPostgresForAdmin(ctx context.Context, cfg config.Storage) (*postgres.Storage, error) {
 	ctx, cancel := context.WithTimeout(ctx, openTimeout)
 	defer cancel()
@@ -83,9 +85,8 @@ func openPostgresForAdmin(ctx context.Context, cfg config.Storage) (*postgres.St
 	return store, nil
 }
 
-// dbCommand is `dingbridge db`: the database itself.
-func dbCommand(env config.Env) *cobra.Command {
-	cmd := groupCommand("db", "Work with the database")
+// dbMigrateCommand is `dingbridge db migrate`.
+func dbMigrateCommand(env config.Env) *cobra.Command {
 	var path string
 	migrate := &cobra.Command{
 		Use:   "migrate",
@@ -127,8 +128,7 @@ A database migrated by a newer dingbridge is refused, never changed.
 		},
 	}
 	addConfigFlag(migrate, &path, env)
-	cmd.AddCommand(migrate)
-	return cmd
+	return migrate
 }
 
 func versions(vs []int) string {

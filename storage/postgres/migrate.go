@@ -73,8 +73,9 @@ func SchemaVersion() int {
 // then find nothing left to do. ("dingbrdg" in ASCII.)
 const migrationLock int64 = 0x64696e6762726467
 
-// migrate brings the schema to SchemaVersion, or with readOnly only checks that
-// it is there already. It returns the versions it applied.
+// migrate brings the schema to SchemaVersion. With readOnly it changes only an
+// empty database and otherwise checks that the schema is there already. It
+// returns the versions it applied.
 func migrate(ctx context.Context, pool *pgxpool.Pool, readOnly bool) ([]int, error) {
 	ms, err := migrations()
 	if err != nil {
@@ -95,10 +96,12 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, readOnly bool) ([]int, err
 		switch {
 		case current > latest:
 			return nil, newerSchema(current, latest)
-		case current < latest:
+		case current == latest:
+			return nil, nil
+		case current > 0:
 			return nil, fmt.Errorf("%w: the database has schema version %d, this dingbridge needs %d: run `dingbridge db migrate` (or start `dingbridge serve`, which migrates)", ErrOlderSchema, current, latest)
 		}
-		return nil, nil
+		// An empty database: no server can be using it, so it is created.
 	}
 
 	// A session-level lock: each migration commits on its own, under it.

@@ -51,9 +51,10 @@ type Options struct {
 	DSN string
 	// MaxConns caps the connection pool. Zero means DefaultMaxConns.
 	MaxConns int32
-	// NoMigrate leaves the schema alone: Open fails unless the database is
-	// already at this binary's schema version (the admin CLI, which must not
-	// migrate a database under running servers of an older version).
+	// NoMigrate leaves an existing schema alone: Open fails unless the database
+	// is at this binary's schema version, or empty (then it is created, as no
+	// server can be using it). For the admin CLI, which must not migrate a
+	// database under running servers of an older version.
 	NoMigrate bool
 	// Limits cap the live flow records, past which Create* return
 	// storage.ErrCapacity. The count is approximate: read at most once a second,
