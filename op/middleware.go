@@ -4,6 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -13,10 +15,11 @@ import (
 // securityHeaders protects every response: pages may not be framed, sniffed, or
 // leak the URL (which carries states and codes) to another site.
 func securityHeaders(https bool) func(http.Handler) http.Handler {
+	policy := contentSecurityPolicy("", nil)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h := w.Header()
-			h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+			h.Set("Content-Security-Policy", policy)
 			h.Set("X-Frame-Options", "DENY")
 			h.Set("X-Content-Type-Options", "nosniff")
 			h.Set("Referrer-Policy", "no-referrer")
@@ -26,6 +29,48 @@ func securityHeaders(https bool) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// contentSecurityPolicy is a page's policy: nothing loads but inline styles and
+// images, no page may frame it, and script runs only where scriptSrc names it
+// (the in-app page: DingTalk's JSAPI, and its own script by nonce). Forms post
+// to this server; Chromium applies form-action to every redirect that follows a
+// form submission too, so a page whose form leads on elsewhere — consent to the
+// app's redirect_uri, the device confirmation to DingTalk's login page — lists
+// those origins in formTargets.
+func contentSecurityPolicy(scriptSrc string, formTargets []string) string {
+	var b strings.Builder
+	b.WriteString("default-src 'none'; ")
+	if scriptSrc != "" {
+		b.WriteString("script-src " + scriptSrc + "; ")
+	}
+	b.WriteString("style-src 'unsafe-inline'; img-src 'self' https: data:; form-action 'self'")
+	for _, t := range formTargets {
+		b.WriteString(" " + t)
+	}
+	b.WriteString("; frame-ancestors 'none'; base-uri 'none'")
+	return b.String()
+}
+
+// cspOrigin is the source expression for where rawURL points: its origin for
+// http(s), its scheme for an app's custom scheme; "" when it cannot be written
+// safely into a policy.
+func cspOrigin(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" {
+		return ""
+	}
+	source := u.Scheme + ":"
+	if u.Scheme == "http" || u.Scheme == "https" {
+		if u.Host == "" {
+			return ""
+		}
+		source = u.Scheme + "://" + u.Host
+	}
+	if strings.ContainsAny(source, " ;,'\"\\\t\r\n") {
+		return ""
+	}
+	return source
 }
 
 // limitBodies caps request bodies: every form and JSON body the provider accepts
@@ -106,8 +151,36 @@ func (p *Provider) checkAuthorize(next http.Handler) http.Handler {
 			p.render(w, r, &pageView{page: pageRedirectURI, status: http.StatusBadRequest, detail: "redirect_uri: " + redirectURI})
 			return
 		}
+		// The redirect_uri is the client's: what it cannot ask for is told to it there.
+		// Only the code flow is served, and its answer only as a redirect: the
+		// form_post page would need script and a cross-origin form post, which
+		// the pages' policy refuses, so form_post is not offered (discovery
+		// does not list it) and is refused here rather than half-served.
+		if rt := r.Form.Get("response_type"); rt != string(oidc.ResponseTypeCode) {
+			p.refuseAuthorize(w, r, redirectURI, &oidc.Error{ErrorType: "unsupported_response_type",
+				Description: "only response_type=code is supported"})
+			return
+		}
+		if rm := r.Form.Get("response_mode"); rm != "" && rm != string(oidc.ResponseModeQuery) {
+			p.refuseAuthorize(w, r, redirectURI, oidc.ErrInvalidRequest().WithDescription("response_mode %s is not supported: use query (the default)", rm))
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// refuseAuthorize sends the browser back to the client's registered
+// redirectURI with e and the request's state.
+func (p *Provider) refuseAuthorize(w http.ResponseWriter, r *http.Request, redirectURI string, e *oidc.Error) {
+	p.log.InfoContext(r.Context(), "authorize refused", "client", r.Form.Get("client_id"), "error", e.ErrorType, "description", e.Description)
+	e.State = r.Form.Get("state")
+	target, err := zop.AuthResponseURL(redirectURI, oidc.ResponseTypeCode, oidc.ResponseModeQuery, e, p.oidc.Encoder())
+	if err != nil {
+		p.render(w, r, &pageView{page: pageRedirectURI, status: http.StatusBadRequest, detail: "redirect_uri: " + redirectURI})
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusFound)
 }
 
 // revokeIgnoresHint drops token_type_hint before zitadel reads it. Told
