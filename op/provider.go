@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -122,8 +123,11 @@ type Provider struct {
 	lifetimes  Lifetimes
 	limiter    *ipLimiter
 	formKey    []byte // signs form tokens (forms.go)
-	log        *slog.Logger
-	now        func() time.Time
+	// upstreamOrigins are where the connectors' login pages are, for the
+	// policy of a form whose answer may send the person there.
+	upstreamOrigins []string
+	log             *slog.Logger
+	now             func() time.Time
 
 	oidc    *zop.Provider
 	handler http.Handler
@@ -163,6 +167,15 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if p.now == nil {
 		p.now = time.Now
 	}
+	for _, c := range cfg.Connectors {
+		target, err := c.Connector.LoginURL("state", p.issuer+"/callback/"+c.ID)
+		if err != nil {
+			return nil, fmt.Errorf("op: connector %s: %w", c.ID, err)
+		}
+		if origin := cspOrigin(target); origin != "" && !slices.Contains(p.upstreamOrigins, origin) {
+			p.upstreamOrigins = append(p.upstreamOrigins, origin)
+		}
+	}
 	p.limiter = newIPLimiter(cfg.RateLimit, p.now)
 	if p.claims.Subject == "" {
 		p.claims.Subject = "unionid"
@@ -195,7 +208,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 			UserFormPath: p.issuerPath + "/device",
 			UserCode:     zop.UserCodeBase20,
 		},
-		SupportedScopes: []string{"openid", "profile", "email", "phone", "offline_access"},
+		SupportedScopes: []string{"openid", "profile", "email", "phone", "offline_access", "groups"},
 		SupportedClaims: []string{
 			"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "at_hash", "c_hash",
 			"unionid", "openid", "name", "preferred_username", "picture",
@@ -225,18 +238,63 @@ func (p *Provider) routes() http.Handler {
 	r.Get("/device", p.deviceEnter)
 	r.With(p.limiter.limit).Post("/device", p.deviceLookup)
 	r.With(p.limiter.limit).Post("/device/confirm", p.deviceConfirm)
+	r.Get("/consent", p.consentPage)
 	r.With(p.limiter.limit).Post("/consent", p.consent)
 	r.Handle(p.oidc.RevocationEndpoint().Relative(), revokeIgnoresHint(p.oidc))
 	r.Handle(p.oidc.EndSessionEndpoint().Relative(), p.endSession(p.oidc))
 	r.Handle(p.oidc.KeysEndpoint().Relative(), p.cacheJWKS(p.oidc))
-	r.Mount("/", p.oidc)
+	r.Mount("/", p.pageWhenNotFound(p.oidc))
 	if p.issuerPath == "" {
 		return r
 	}
 	outer := chi.NewRouter()
+	outer.Use(securityHeaders(p.secure))
 	outer.Mount(p.issuerPath, http.StripPrefix(p.issuerPath, r))
+	outer.NotFound(p.notFound)
 	return outer
 }
+
+func (p *Provider) notFound(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, &pageView{page: pageNotFound, status: http.StatusNotFound})
+}
+
+// pageWhenNotFound answers with the not-found page where next (zitadel's
+// router, which knows the protocol's endpoints) has nothing at the path, the
+// issuer's root included.
+func (p *Provider) pageWhenNotFound(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nf := &notFoundWriter{ResponseWriter: w}
+		next.ServeHTTP(nf, r)
+		if nf.notFound {
+			p.notFound(w, r)
+		}
+	})
+}
+
+// notFoundWriter swallows a 404 answer so that a page can replace it.
+type notFoundWriter struct {
+	http.ResponseWriter
+	notFound, wrote bool
+}
+
+func (n *notFoundWriter) WriteHeader(code int) {
+	if code == http.StatusNotFound && !n.wrote {
+		n.notFound = true
+		return
+	}
+	n.wrote = true
+	n.ResponseWriter.WriteHeader(code)
+}
+
+func (n *notFoundWriter) Write(b []byte) (int, error) {
+	if n.notFound {
+		return len(b), nil
+	}
+	n.wrote = true
+	return n.ResponseWriter.Write(b)
+}
+
+func (n *notFoundWriter) Unwrap() http.ResponseWriter { return n.ResponseWriter }
 
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.handler.ServeHTTP(w, r) }
 
