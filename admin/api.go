@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dingbridge/dingbridge/keys"
+	"github.com/dingbridge/dingbridge/op"
 )
 
 // API is every admin operation.
@@ -44,6 +45,18 @@ type API interface {
 	// DisableUser refuses the person's next login, refresh and userinfo at once.
 	DisableUser(ctx context.Context, subject string) (User, error)
 	EnableUser(ctx context.Context, subject string) (User, error)
+	// AddUser provisions a person before their first login, under the subject
+	// given; their first matching DingTalk login binds the record.
+	AddUser(ctx context.Context, spec UserSpec) (User, error)
+	// ImportUsers provisions many, all or nothing (see ImportReport).
+	ImportUsers(ctx context.Context, specs []UserSpec) (ImportReport, error)
+	// LinkUser binds a user to a DingTalk unionid; UnlinkUser undoes it and
+	// logs the account out.
+	LinkUser(ctx context.Context, subject, unionID string) (User, error)
+	UnlinkUser(ctx context.Context, subject string) (User, error)
+	// SyncUsers asks the directory about every user of a connector with
+	// requireMembership; with apply, leavers are disabled and logged out.
+	SyncUsers(ctx context.Context, apply bool) (op.SyncReport, error)
 
 	// Claims previews what subject would get at client: the id_token's claims
 	// and userinfo, for the given scopes (nil: every scope the provider offers).
@@ -140,6 +153,16 @@ type User struct {
 	FirstLogin  time.Time `json:"firstLogin"`
 	LastLogin   time.Time `json:"lastLogin"`
 	Disabled    bool      `json:"disabled"`
+	// Why and when the user was disabled: by an administrator, or because the
+	// organisation's directory no longer lists them ("directory: …").
+	DisabledAt     time.Time `json:"disabledAt,omitzero"`
+	DisabledReason string    `json:"disabledReason,omitempty"`
+	// Username is the preferred_username chosen at the first login.
+	Username string `json:"username,omitempty"`
+	// ProvisionedAt: added by an administrator; BoundAt: when the record got its unionid.
+	ProvisionedAt       time.Time `json:"provisionedAt,omitzero"`
+	BoundAt             time.Time `json:"boundAt,omitzero"`
+	MembershipCheckedAt time.Time `json:"membershipCheckedAt,omitzero"`
 }
 
 // ClaimsPreview is what a person would get at a client if they logged in now.

@@ -88,3 +88,54 @@ func (h *handler) claims(w http.ResponseWriter, r *http.Request) {
 	v, err := h.api.Claims(r.Context(), q.ClientID, q.Subject, q.Scopes)
 	h.answer(w, r, v, err)
 }
+
+func (h *handler) addUser(w http.ResponseWriter, r *http.Request) {
+	var spec UserSpec
+	if !decode(w, r, &spec) {
+		return
+	}
+	v, err := h.api.AddUser(r.Context(), spec)
+	h.answer(w, r, v, err)
+}
+
+func (h *handler) importUsers(w http.ResponseWriter, r *http.Request) {
+	var specs []UserSpec
+	if !decode(w, r, &specs) {
+		return
+	}
+	v, err := h.api.ImportUsers(r.Context(), specs)
+	h.answer(w, r, v, err)
+}
+
+// linkQuery is the body of POST /v1/users/{subject}/link.
+type linkQuery struct {
+	UnionID string `json:"unionid"`
+}
+
+func (h *handler) linkUser(w http.ResponseWriter, r *http.Request) {
+	var q linkQuery
+	if !decode(w, r, &q) {
+		return
+	}
+	v, err := h.api.LinkUser(r.Context(), r.PathValue("subject"), q.UnionID)
+	h.answer(w, r, v, err)
+}
+
+func (h *handler) unlinkUser(w http.ResponseWriter, r *http.Request) {
+	v, err := h.api.UnlinkUser(r.Context(), r.PathValue("subject"))
+	h.answer(w, r, v, err)
+}
+
+// syncQuery is the body of POST /v1/users/sync.
+type syncQuery struct {
+	Apply bool `json:"apply"`
+}
+
+func (h *handler) syncUsers(w http.ResponseWriter, r *http.Request) {
+	var q syncQuery
+	if !decode(w, r, &q) {
+		return
+	}
+	v, err := h.api.SyncUsers(r.Context(), q.Apply)
+	h.answer(w, r, v, err)
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dingbridge/dingbridge/keys"
+	"github.com/dingbridge/dingbridge/op"
 )
 
 // Remote is the API of a running dingbridge, reached through its admin socket.
@@ -109,6 +110,36 @@ func (c *Remote) DisableUser(ctx context.Context, subject string) (User, error) 
 func (c *Remote) EnableUser(ctx context.Context, subject string) (User, error) {
 	var out User
 	err := c.call(ctx, http.MethodPost, "/v1/users/"+url.PathEscape(subject)+"/enable", nil, &out)
+	return out, err
+}
+
+func (c *Remote) AddUser(ctx context.Context, spec UserSpec) (User, error) {
+	var out User
+	err := c.call(ctx, http.MethodPost, "/v1/users", spec, &out)
+	return out, err
+}
+
+func (c *Remote) ImportUsers(ctx context.Context, specs []UserSpec) (ImportReport, error) {
+	var out ImportReport
+	err := c.call(ctx, http.MethodPost, "/v1/users/import", specs, &out)
+	return out, err
+}
+
+func (c *Remote) LinkUser(ctx context.Context, subject, unionID string) (User, error) {
+	var out User
+	err := c.call(ctx, http.MethodPost, "/v1/users/"+url.PathEscape(subject)+"/link", linkQuery{UnionID: unionID}, &out)
+	return out, err
+}
+
+func (c *Remote) UnlinkUser(ctx context.Context, subject string) (User, error) {
+	var out User
+	err := c.call(ctx, http.MethodPost, "/v1/users/"+url.PathEscape(subject)+"/unlink", nil, &out)
+	return out, err
+}
+
+func (c *Remote) SyncUsers(ctx context.Context, apply bool) (op.SyncReport, error) {
+	var out op.SyncReport
+	err := c.call(ctx, http.MethodPost, "/v1/users/sync", syncQuery{Apply: apply}, &out)
 	return out, err
 }
 

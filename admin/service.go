@@ -28,6 +28,11 @@ type Config struct {
 	// bcrypt.DefaultCost. Tests lower it: under the race detector one hash at the
 	// default cost takes most of a second.
 	SecretHashCost int
+	// DefaultCorpID is the organisation a provisioned userid belongs to when
+	// none is given: the corpID of the one connector that has one.
+	DefaultCorpID string
+	// Membership asks the directories for users sync; nil: sync is refused.
+	Membership MembershipSyncer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

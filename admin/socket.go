@@ -40,6 +40,11 @@ func Handler(api API, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/users/{subject}", h.getUser)
 	mux.HandleFunc("POST /v1/users/{subject}/disable", h.disableUser)
 	mux.HandleFunc("POST /v1/users/{subject}/enable", h.enableUser)
+	mux.HandleFunc("POST /v1/users", h.addUser)
+	mux.HandleFunc("POST /v1/users/import", h.importUsers)
+	mux.HandleFunc("POST /v1/users/sync", h.syncUsers)
+	mux.HandleFunc("POST /v1/users/{subject}/link", h.linkUser)
+	mux.HandleFunc("POST /v1/users/{subject}/unlink", h.unlinkUser)
 	mux.HandleFunc("POST /v1/claims", h.claims)
 	return mux
 }

@@ -78,9 +78,16 @@ func (s *Service) EnableUser(ctx context.Context, subject string) (User, error) 
 var errNoSuchUser = errors.New("no such user")
 
 func (s *Service) setDisabled(ctx context.Context, subject string, disabled bool) (User, error) {
+	now := s.cfg.Now().UTC()
 	u, err := s.cfg.Storage.UpsertUser(ctx, subject, func(u storage.User, found bool) (storage.User, error) {
 		if !found {
 			return u, errNoSuchUser
+		}
+		switch {
+		case disabled && !u.Disabled:
+			u.DisabledAt, u.DisabledReason = now, "disabled by an administrator"
+		case !disabled:
+			u.DisabledAt, u.DisabledReason = time.Time{}, ""
 		}
 		u.Disabled = disabled
 		return u, nil
@@ -100,7 +107,9 @@ func viewUser(u storage.User) User {
 		UserID: u.UserID, CorpID: u.CorpID, Nick: u.Nick, AvatarURL: u.AvatarURL,
 		Email: u.Email, Phone: u.Phone, Title: u.Title, JobNumber: u.JobNumber, OrgEmail: u.OrgEmail,
 		Groups: u.Groups, FirstLogin: u.FirstLogin, LastLogin: u.LastLogin,
-		Disabled: u.Disabled,
+		Disabled: u.Disabled, DisabledAt: u.DisabledAt, DisabledReason: u.DisabledReason,
+		Username: u.Username, ProvisionedAt: u.ProvisionedAt, BoundAt: u.BoundAt,
+		MembershipCheckedAt: u.MembershipCheckedAt,
 	}
 }
 

@@ -49,6 +49,20 @@ type Config struct {
 	// AdminSocket is the unix socket the admin CLI talks to while the server runs
 	// (bbolt lets one process open the file). Default "<storage.path>.sock" for bolt.
 	AdminSocket string `yaml:"adminSocket"`
+	// Registration is "open" (default: anyone DingTalk vouches for may log in,
+	// and gets a user record) or "closed" (only people with a user record:
+	// provisioned with `dingbridge users add/import`, or from an earlier login).
+	Registration string `yaml:"registration"`
+	// RegistrationContact tells a person refused by closed registration whom to
+	// ask, e.g. "IT 服务台 it@example.com".
+	RegistrationContact string `yaml:"registrationContact"`
+	// MembershipRecheck is how often, at most, a person of a connector with
+	// requireMembership is looked up in the directory again when their session
+	// or refresh token is used. Default 15m.
+	MembershipRecheck Duration `yaml:"membershipRecheck"`
+	// MembershipGrace is how long the last confirmation of membership stands while
+	// DingTalk cannot be asked. Default 24h.
+	MembershipGrace Duration `yaml:"membershipGrace"`
 }
 
 // Storage says where dingbridge keeps its records.
@@ -123,6 +137,9 @@ type Claims struct {
 	// OrgEmailAsEmail releases the organisation's address (org_email) as email,
 	// with email_verified true, where the directory has one.
 	OrgEmailAsEmail bool `yaml:"orgEmailAsEmail"`
+	// PreferredUsername is where preferred_username comes from: "pinyin"
+	// (default: the name in pinyin, ASCII, unique), "nick", "userid" or "email-local".
+	PreferredUsername string `yaml:"preferredUsername"`
 }
 
 // StaticClient is an OAuth client declared in the file rather than through the CLI.

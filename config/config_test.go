@@ -95,7 +95,7 @@ func TestMinimalConfigGetsAllDefaults(t *testing.T) {
 			Timeout:           Duration(10 * time.Second),
 			DirectoryCacheTTL: Duration(10 * time.Minute),
 		}},
-		Claims: Claims{Subject: "unionid", EmailVerified: false, Groups: "name"},
+		Claims: Claims{Subject: "unionid", EmailVerified: false, Groups: "name", PreferredUsername: "pinyin"},
 		Expiry: Expiry{
 			IDToken:              Duration(time.Hour),
 			AccessToken:          Duration(time.Hour),
@@ -107,10 +107,13 @@ func TestMinimalConfigGetsAllDefaults(t *testing.T) {
 			UpstreamState: Duration(10 * time.Minute),
 			DeviceCode:    Duration(10 * time.Minute), DevicePollInterval: Duration(5 * time.Second),
 		},
-		Logging:     Logging{Level: "info", Format: "text"},
-		RateLimit:   RateLimit{PerSecond: 10, Burst: 50},
-		Keys:        Keys{Algorithm: "RS256", RotationPeriod: Duration(720 * time.Hour), PublishAhead: Duration(24 * time.Hour)},
-		AdminSocket: "/var/lib/dingbridge/dingbridge.db.sock",
+		Logging:           Logging{Level: "info", Format: "text"},
+		RateLimit:         RateLimit{PerSecond: 10, Burst: 50},
+		Keys:              Keys{Algorithm: "RS256", RotationPeriod: Duration(720 * time.Hour), PublishAhead: Duration(24 * time.Hour)},
+		AdminSocket:       "/var/lib/dingbridge/dingbridge.db.sock",
+		Registration:      "open",
+		MembershipRecheck: Duration(15 * time.Minute),
+		MembershipGrace:   Duration(24 * time.Hour),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
@@ -157,7 +160,7 @@ logging: {level: debug, format: json}
 	if k.Endpoints != wantEndpoints {
 		t.Errorf("Endpoints = %+v, want %+v (trailing slashes stripped)", k.Endpoints, wantEndpoints)
 	}
-	if c.Claims != (Claims{Subject: "userid", EmailVerified: true, Groups: "name"}) {
+	if c.Claims != (Claims{Subject: "userid", EmailVerified: true, Groups: "name", PreferredUsername: "pinyin"}) {
 		t.Errorf("Claims = %+v", c.Claims)
 	}
 	if s := c.StaticClients[0]; s.Name != "app" || s.Secret != "s" || s.Public {
@@ -437,6 +440,12 @@ func TestValidation(t *testing.T) {
 		{"several connectors need unionid subjects", minimal + "  - {id: second, clientID: b, clientSecret: s}\nclaims: {subject: userid}\n",
 			"claims.subject userid is only unique within one DingTalk app or organisation: with several connectors use unionid"},
 		{"groups format", minimal + "claims: {groups: names}\n", `claims.groups "names" is unknown: use name (the default), id or path`},
+		{"preferred username", minimal + "claims: {preferredUsername: email}\n", `claims.preferredUsername "email" is unknown: use pinyin (the default; 张三 → zhangsan), nick, userid or email-local`},
+		// who may log in
+		{"registration", minimal + "registration: invite\n", `registration "invite" is unknown: use open (the default: anyone DingTalk vouches for) or closed`},
+		{"membership grace shorter than the recheck", minimal + "membershipRecheck: 1h\nmembershipGrace: 30m\n",
+			"membershipGrace 30m0s is shorter than membershipRecheck 1h0m0s"},
+		{"membership recheck too long", minimal + "membershipRecheck: 48h\n", "membershipRecheck 48h0m0s is too long: at most 24h0m0s"},
 		// static clients
 		{"client id missing", minimal + "staticClients: [{secret: s, redirectURIs: [https://a.example.com/cb]}]\n",
 			"staticClients[0].id is empty: set it to the client_id the app sends"},

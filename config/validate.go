@@ -70,6 +70,26 @@ func (l *loader) validate(c *Config) {
 	if !oneOf(c.Claims.Groups, "name", "id", "path") {
 		l.add("claims.groups", "claims.groups %q is unknown: use name (the default), id or path", c.Claims.Groups)
 	}
+	setDefault(&c.Claims.PreferredUsername, "pinyin")
+	if !oneOf(c.Claims.PreferredUsername, "pinyin", "nick", "userid", "email-local") {
+		l.add("claims.preferredUsername", "claims.preferredUsername %q is unknown: use pinyin (the default; 张三 → zhangsan), nick, userid or email-local", c.Claims.PreferredUsername)
+	}
+	setDefault(&c.Registration, "open")
+	if !oneOf(c.Registration, "open", "closed") {
+		l.add("registration", "registration %q is unknown: use open (the default: anyone DingTalk vouches for) or closed (only people with a user record)", c.Registration)
+	}
+	if !l.given["membershipRecheck"] {
+		c.MembershipRecheck = Duration(15 * time.Minute)
+	}
+	l.duration("membershipRecheck", c.MembershipRecheck, 24*time.Hour, "a leaver keeps their access until the next re-check")
+	if !l.given["membershipGrace"] {
+		c.MembershipGrace = Duration(24 * time.Hour)
+	}
+	l.duration("membershipGrace", c.MembershipGrace, 30*24*time.Hour, "while DingTalk cannot be asked, a leaver keeps their access this long")
+	if c.MembershipGrace < c.MembershipRecheck {
+		l.add("membershipGrace", "membershipGrace %s is shorter than membershipRecheck %s: a DingTalk hiccup would log people out; make it longer", c.MembershipGrace, c.MembershipRecheck)
+	}
+
 	// openid is unique within one app and userid within one organisation; only
 	// unionid keeps sub unique when people arrive through several connectors.
 	if len(c.Connectors) > 1 && c.Claims.Subject != "unionid" {

@@ -43,7 +43,7 @@ func (c ClaimsPolicy) setUserinfo(info *oidc.UserInfo, u storage.User, scopes []
 	}
 	if slices.Contains(scopes, oidc.ScopeProfile) {
 		info.Name = u.Nick
-		info.PreferredUsername = u.Nick
+		info.PreferredUsername = c.preferredUsername(u)
 		info.Picture = u.AvatarURL
 	}
 	if slices.Contains(scopes, oidc.ScopeEmail) {

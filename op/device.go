@@ -59,6 +59,9 @@ func (s *oidcStorage) StoreDeviceAuthorization(ctx context.Context, clientID, de
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return zop.ErrDuplicateUserCode
 	}
+	if errors.Is(err, storage.ErrCapacity) {
+		return temporarilyUnavailable("too many device logins in progress; try again later")
+	}
 	return err
 }
 
@@ -243,7 +246,7 @@ func (p *Provider) deviceConfirm(w http.ResponseWriter, r *http.Request) {
 		a.Expiry = d.CodeExpiry
 	}
 	if err := p.store.CreateAuthRequest(ctx, a); err != nil {
-		p.serverError(w, r, "store device login", err)
+		p.storageFailed(w, r, "store device login", err)
 		return
 	}
 	http.Redirect(w, r, p.issuerPath+"/login?authRequestID="+url.QueryEscape(a.ID), http.StatusSeeOther)

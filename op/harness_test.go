@@ -17,11 +17,13 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/dingbridge/dingbridge/keys"
 	"github.com/dingbridge/dingbridge/op"
+	"github.com/dingbridge/dingbridge/storage"
 	"github.com/dingbridge/dingbridge/storage/bolt"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk/dingtalktest"
@@ -75,6 +77,12 @@ type envOptions struct {
 	connector func(*dingtalk.Config)
 	// claims is the provider's claims policy.
 	claims op.ClaimsPolicy
+	// keyAlgorithm signs the tokens; "": the default, RS256.
+	keyAlgorithm jose.SignatureAlgorithm
+	// limits bound the storage's flow state (zero: the defaults).
+	limits storage.Limits
+	// registration says who may log in without a user record.
+	registration op.Registration
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -109,11 +117,11 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	e.user = dingtalktest.DemoUsers()[0]
 	e.dingtalk.Fake.AutoApprove(e.user.UnionID)
 
-	e.store, err = bolt.Open(e.dbPath, bolt.Options{})
+	e.store, err = bolt.Open(e.dbPath, bolt.Options{Limits: opts.limits})
 	if err != nil {
 		t.Fatal(err)
 	}
-	km, err := keys.New(e.store, keys.Options{})
+	km, err := keys.New(e.store, keys.Options{Algorithm: opts.keyAlgorithm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,10 +170,11 @@ func newEnv(t testing.TB, opts envOptions) *env {
 			{ID: deviceClientID, Name: "kubectl", Public: true, GrantTypes: []string{op.GrantTypeDeviceCode, "refresh_token"}},
 			{ID: consentClientID, Name: "Partner portal", Secret: rpSecret, RequireConsent: true, RedirectURIs: []string{rpRedirectURI}},
 		},
-		Lifetimes: opts.lifetimes,
-		RateLimit: opts.rateLimit,
-		Claims:    opts.claims,
-		Logger:    logger,
+		Lifetimes:    opts.lifetimes,
+		RateLimit:    opts.rateLimit,
+		Claims:       opts.claims,
+		Registration: opts.registration,
+		Logger:       logger,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, hasSession := p.currentSession(r)
-	hasSession = hasSession && p.satisfies(sess, a)
+	hasSession = hasSession && p.satisfies(sess, a) && p.sessionStillMember(w, r, sess)
 	if slices.Contains(a.Prompt, oidc.PromptNone) && !hasSession {
 		p.redirectError(w, r, a, oidc.ErrLoginRequired().WithDescription("no session at dingbridge; interaction with DingTalk is needed"))
 		return
@@ -71,7 +71,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		Expiry:         p.now().UTC().Add(p.lifetimes.UpstreamState),
 	})
 	if err != nil {
-		p.serverError(w, r, "store upstream state", err)
+		p.storageFailed(w, r, "store upstream state", err)
 		return
 	}
 	target, err := conn.Connector.LoginURL(state, p.issuer+"/callback/"+conn.ID)
@@ -143,44 +143,35 @@ func (p *Provider) returningLogin(w http.ResponseWriter, r *http.Request, state 
 // session and finishes the login.
 func (p *Provider) loggedInUpstream(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, conn Connector, id upstream.Identity) {
 	ctx := r.Context()
-	subject := p.claims.subjectOf(id)
-	if subject == "" || strings.Contains(subject, ":") {
-		// zitadel's opaque tokens separate token id and subject with ':'.
-		p.serverError(w, r, "pick subject", errors.New("DingTalk gave no usable "+p.claims.Subject+" for this person; check claims.subject"))
-		return
-	}
-	now := p.now().UTC()
-	user, err := p.store.UpsertUser(ctx, subject, func(u storage.User, found bool) (storage.User, error) {
-		if found && u.Disabled {
-			return u, nil
-		}
-		if !found {
-			u = storage.User{Subject: subject, FirstLogin: now}
-		}
-		u.ConnectorID, u.UnionID, u.OpenID, u.UserID, u.CorpID = conn.ID, id.UnionID, id.OpenID, id.UserID, id.CorpID
-		u.Nick, u.AvatarURL, u.Email, u.Phone = id.Nick, id.AvatarURL, id.Email, id.Phone
-		u.Title, u.JobNumber, u.OrgEmail, u.Groups = id.Title, id.JobNumber, id.OrgEmail, id.Groups
-		u.LastLogin = now
-		return u, nil
-	})
+	acc, err := p.accountFor(ctx, id)
 	if err != nil {
-		p.serverError(w, r, "record user", err)
+		p.bindingFailed(w, r, a, conn, id, err)
 		return
 	}
-	if user.Disabled {
+	subject := acc.subject
+	amr := id.Method
+	if amr == "" {
+		amr = upstream.MethodOAuth2
+	}
+	// The user and the new session are one durable commit; the session cookie
+	// set below is what acknowledges it to the person.
+	sess, err := p.startSession(w, r, subject, conn.ID, a.ClientID, []string{amr}, p.loginUpdate(conn, id, acc, p.now().UTC()))
+	if errors.Is(err, errUserDisabled) {
 		p.log.InfoContext(ctx, "login refused: user disabled", "subject", subject, "client", a.ClientID)
 		p.render(w, r, &pageView{page: pageUserDisabled, status: http.StatusForbidden, locales: a.UILocales,
 			actions: []action{{actionBackToClient, p.errorRedirectURL(a, oidc.ErrAccessDenied().WithDescription("user is disabled"))}}})
 		return
 	}
-	amr := id.Method
-	if amr == "" {
-		amr = upstream.MethodOAuth2
-	}
-	sess, err := p.startSession(w, r, subject, conn.ID, a.ClientID, []string{amr})
-	if err != nil {
-		p.serverError(w, r, "start session", err)
+	if errors.Is(err, errNotRegistered) || errors.Is(err, errBindingRace) {
+		p.bindingFailed(w, r, a, conn, id, err)
 		return
+	}
+	if err != nil {
+		p.serverError(w, r, "record login", err)
+		return
+	}
+	if acc.bindBy != (storage.UserKey{}) {
+		p.log.InfoContext(ctx, "login bound a provisioned user", "subject", subject, "unionid", id.UnionID, "by", acc.bindBy.String())
 	}
 	p.log.InfoContext(ctx, "login", "subject", subject, "client", a.ClientID, "connector", conn.ID, "method", amr)
 	p.finish(w, r, a, sess)
@@ -253,7 +244,7 @@ func (p *Provider) upstreamFailed(w http.ResponseWriter, r *http.Request, a stor
 	switch {
 	case errors.Is(err, upstream.ErrUnavailable):
 		v.page, v.status = pageUpstreamDown, http.StatusServiceUnavailable
-		clientErr = &oidc.Error{ErrorType: "temporarily_unavailable", Description: "DingTalk is not answering; try again later"}
+		clientErr = temporarilyUnavailable("DingTalk is not answering; try again later")
 	case errors.Is(err, upstream.ErrLoginExpired):
 		v.page, v.status = pageUpstreamExpired, http.StatusBadRequest
 		clientErr = oidc.ErrServerError().WithDescription("the DingTalk login expired")
@@ -348,6 +339,27 @@ func (p *Provider) serverError(w http.ResponseWriter, r *http.Request, what stri
 	p.log.ErrorContext(r.Context(), what, "err", err)
 	p.render(w, r, &pageView{page: pageServerError, status: http.StatusInternalServerError})
 }
+
+// storageFailed answers a failed write of flow state: a storage at its limit of
+// logins in progress (storage.ErrCapacity) is a 503 asking the person to wait,
+// anything else a server error.
+func (p *Provider) storageFailed(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if errors.Is(err, storage.ErrCapacity) {
+		p.log.WarnContext(r.Context(), what+": too many logins in progress", "err", err)
+		w.Header().Set("Retry-After", "10")
+		p.render(w, r, &pageView{page: pageBusy, status: http.StatusServiceUnavailable})
+		return
+	}
+	p.serverError(w, r, what, err)
+}
+
+// temporarilyUnavailable is the OAuth error for "ask again later" (RFC 6749 §4.1.2.1).
+func temporarilyUnavailable(description string) *oidc.Error {
+	return &oidc.Error{ErrorType: "temporarily_unavailable", Description: description}
+}
+
+// errUserDisabled stops CompleteLogin for a disabled person: nothing is stored.
+var errUserDisabled = errors.New("user is disabled")
 
 func (p *Provider) loggedOut(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, &pageView{page: pageLoggedOut})

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
@@ -257,6 +258,44 @@ func TestReplayedCodeIsRefusedAndRevokesItsTokens(t *testing.T) {
 	}
 }
 
+// Exchanges of one code racing each other: one claims it, the others are
+// replays and revoke its grant, and whatever the interleaving no token from the
+// code keeps working (tokens issued after the revocation began are refused with
+// invalid_grant, tokens issued before it are deleted by it).
+func TestRacingExchangesOfOneCodeLeaveNoWorkingToken(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	party := e.relyingParty(rpClientID, rpSecret, rpRedirectURI)
+	a := &loginAttempt{}
+	q := newBrowser(t).loginAt(e.authorizeURL(party, a))
+	results := make([]*oidc.Tokens[*oidc.IDTokenClaims], 8)
+	errs := make([]error, len(results))
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() { results[i], errs[i] = exchange(t, party, q, a) })
+	}
+	wg.Wait()
+	refused := 0
+	for i, err := range errs {
+		if err != nil {
+			if oauthErrorCode(err) != "invalid_grant" {
+				t.Errorf("exchange %d: %v, want tokens or invalid_grant", i, err)
+			}
+			refused++
+			continue
+		}
+		tokens := results[i]
+		if _, err := rp.Userinfo[*oidc.UserInfo](context.Background(), tokens.AccessToken, oidc.BearerToken, tokens.IDTokenClaims.Subject, party); err == nil {
+			t.Errorf("exchange %d: its access token works after the code was replayed", i)
+		}
+		if _, err := rp.RefreshTokens[*oidc.IDTokenClaims](context.Background(), party, tokens.RefreshToken, "", ""); err == nil {
+			t.Errorf("exchange %d: its refresh token works after the code was replayed", i)
+		}
+	}
+	if refused < len(errs)-1 {
+		t.Errorf("%d of %d exchanges of one code were refused, want at least %d", refused, len(errs), len(errs)-1)
+	}
+}
+
 func TestPKCEVerifierMismatchIsInvalidGrant(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	party := e.relyingParty(rpClientID, rpSecret, rpRedirectURI)
@@ -370,6 +409,10 @@ func TestDisabledUserIsRefusedAndLosesRefresh(t *testing.T) {
 	}
 	if q := backToClientError(t, body, rpRedirectURI); q.Get("error") != "access_denied" || q.Get("state") != a.state {
 		t.Errorf("client would get %v, want access_denied with its state", q)
+	}
+	// The refused login stored nothing: no session besides the first login's.
+	if n, err := e.store.Count(context.Background()); err != nil || n.Sessions != 1 {
+		t.Errorf("sessions after the refused login: %d, %v; want 1", n.Sessions, err)
 	}
 }
 

@@ -68,6 +68,10 @@ func (s *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReque
 		a.UILocales = append(a.UILocales, tag.String())
 	}
 	if err := s.p.store.CreateAuthRequest(ctx, a); err != nil {
+		if errors.Is(err, storage.ErrCapacity) {
+			s.p.log.WarnContext(ctx, "authorize: too many logins in progress", "client", req.ClientID, "err", err)
+			return nil, temporarilyUnavailable("too many logins in progress; try again later")
+		}
 		return nil, fmt.Errorf("store auth request: %w", err)
 	}
 	return &authRequest{AuthRequest: a}, nil
@@ -122,7 +126,7 @@ func (s *oidcStorage) redeemCode(ctx context.Context, req zop.TokenRequest) erro
 func (s *oidcStorage) codeReplayed(ctx context.Context, c storage.AuthCode) error {
 	s.p.log.WarnContext(ctx, "security: authorization code replayed; revoking its tokens",
 		"client", c.ClientID, "authRequest", c.AuthRequestID)
-	if err := s.p.store.RevokeGrant(ctx, c.AuthRequestID); err != nil {
+	if err := s.p.store.RevokeGrant(ctx, c.AuthRequestID, s.revocationEnd(time.Time{})); err != nil {
 		s.p.log.ErrorContext(ctx, "revoke tokens of replayed code", "err", err)
 	}
 	return oidc.ErrInvalidGrant().WithDescription("code already used")
@@ -195,7 +199,11 @@ func (s *oidcStorage) CreateAccessToken(ctx context.Context, req zop.TokenReques
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	if err := s.p.store.IssueTokens(ctx, at, nil, storage.Rotation{}); err != nil {
+	err = s.p.store.IssueTokens(ctx, at, nil, storage.Rotation{})
+	if errors.Is(err, storage.ErrRevoked) {
+		return "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the grant was revoked")
+	}
+	if err != nil {
 		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
 	}
 	return at.ID, at.Expiry, nil
@@ -242,7 +250,10 @@ func (s *oidcStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.
 	}
 	err = s.p.store.IssueTokens(ctx, at, &rt, rotate)
 	if errors.Is(err, storage.ErrAlreadyUsed) {
-		return "", "", time.Time{}, s.refreshReused(ctx, rt.GrantID, rt.ClientID)
+		return "", "", time.Time{}, s.refreshReused(ctx, rt.GrantID, rt.ClientID, s.revocationEnd(rt.GrantExpiry))
+	}
+	if errors.Is(err, storage.ErrRevoked) {
+		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the grant was revoked")
 	}
 	if errors.Is(err, storage.ErrNotFound) && rotate.ID != "" {
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token expired or revoked")
@@ -258,21 +269,68 @@ func (s *oidcStorage) TokenRequestByRefreshToken(ctx context.Context, token stri
 	if err != nil {
 		return nil, fmt.Errorf("refresh token: %w", err)
 	}
-	if !rt.RotatedAt.IsZero() && s.p.now().Sub(rt.RotatedAt) > s.p.lifetimes.RefreshTokenReuseGrace {
-		return nil, s.refreshReused(ctx, rt.GrantID, rt.ClientID)
+	if !rt.RotatedAt.IsZero() {
+		if s.p.now().Sub(rt.RotatedAt) > s.p.lifetimes.RefreshTokenReuseGrace {
+			return nil, s.refreshReused(ctx, rt.GrantID, rt.ClientID, s.revocationEnd(time.Time{}))
+		}
+		// A retry within the grace window: storage kept only a tombstone of
+		// the rotated token, so the grant's details come from its successor,
+		// which the retry's answer replaces.
+		if rt, err = s.retried(ctx, rt); err != nil {
+			return nil, err
+		}
 	}
-	if err := s.userActive(ctx, rt.Subject); err != nil {
-		return nil, err
+	u, err := s.p.store.GetUser(ctx, rt.Subject)
+	if err != nil {
+		return nil, fmt.Errorf("user: %w", err)
+	}
+	if u.Disabled {
+		return nil, errors.New("user is disabled")
+	}
+	if err := s.p.stillMember(ctx, u); err != nil {
+		return nil, fmt.Errorf("refresh refused: %w", err)
 	}
 	return &refreshRequest{RefreshToken: rt}, nil
 }
 
+// retried fills a rotated token's tombstone with its successor's grant details.
+func (s *oidcStorage) retried(ctx context.Context, rt storage.RefreshToken) (storage.RefreshToken, error) {
+	if rt.Successor == "" {
+		return rt, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
+	}
+	next, err := s.p.store.GetRefreshToken(ctx, rt.Successor)
+	if errors.Is(err, storage.ErrNotFound) {
+		return rt, oidc.ErrInvalidGrant().WithDescription("refresh token expired or revoked")
+	}
+	if err != nil {
+		return rt, fmt.Errorf("successor of refresh token: %w", err)
+	}
+	if !next.RotatedAt.IsZero() {
+		// The client did receive the answer it retries, and used it.
+		return rt, s.refreshReused(ctx, rt.GrantID, rt.ClientID, s.revocationEnd(time.Time{}))
+	}
+	rt.Scopes, rt.Audience, rt.AMR, rt.AuthTime = next.Scopes, next.Audience, next.AMR, next.AuthTime
+	rt.ConnectorID, rt.SessionID, rt.CreatedAt, rt.GrantExpiry = next.ConnectorID, next.SessionID, next.CreatedAt, next.GrantExpiry
+	return rt, nil
+}
+
+// revocationEnd is how long a revoked grant stays revoked: until no token of it
+// could be issued any more — the end of its refresh chain (grantExpiry, when
+// known), at the latest a whole refresh lifetime from now.
+func (s *oidcStorage) revocationEnd(grantExpiry time.Time) time.Time {
+	end := s.p.now().UTC().Add(s.p.lifetimes.RefreshTokenAbsolute)
+	if !grantExpiry.IsZero() && grantExpiry.Before(end) {
+		return grantExpiry
+	}
+	return end
+}
+
 // refreshReused answers a refresh token presented after it was rotated: either
 // the client or a thief holds a copy, and the server cannot tell which, so the
-// whole chain dies (RFC 9700 §4.14.2).
-func (s *oidcStorage) refreshReused(ctx context.Context, grantID, clientID string) error {
+// whole chain dies (RFC 9700 §4.14.2) and stays dead until until.
+func (s *oidcStorage) refreshReused(ctx context.Context, grantID, clientID string, until time.Time) error {
 	s.p.log.WarnContext(ctx, "security: rotated refresh token reused; revoking its login", "client", clientID, "grant", grantID)
-	if err := s.p.store.RevokeGrant(ctx, grantID); err != nil {
+	if err := s.p.store.RevokeGrant(ctx, grantID, until); err != nil {
 		s.p.log.ErrorContext(ctx, "revoke reused refresh token's grant", "err", err)
 	}
 	return oidc.ErrInvalidGrant().WithDescription("refresh token already used")
@@ -312,7 +370,7 @@ func (s *oidcStorage) RevokeToken(ctx context.Context, tokenID, _ string, client
 		return oidc.ErrInvalidClient().WithDescription("token was issued to another client")
 	}
 	// RFC 7009 §2.1: revoking a refresh token also invalidates the access tokens of its grant.
-	if err := s.p.store.RevokeGrant(ctx, rt.GrantID); err != nil {
+	if err := s.p.store.RevokeGrant(ctx, rt.GrantID, s.revocationEnd(rt.GrantExpiry)); err != nil {
 		return oidc.ErrServerError().WithParent(err)
 	}
 	return nil

@@ -37,6 +37,7 @@ const (
 	pageLoggedOut             page = "logged_out"
 	pageLogoutRefused         page = "logout_refused"
 	pageServerError           page = "server_error"
+	pageBusy                  page = "busy"
 	pageNotFound              page = "not_found"
 	pageDeviceEnter           page = "device_enter"
 	pageDeviceInvalid         page = "device_invalid"
@@ -44,6 +45,8 @@ const (
 	pageDeviceDone            page = "device_done"
 	pageDeviceDenied          page = "device_denied"
 	pageConsent               page = "consent"
+	pageNotRegistered         page = "not_registered"
+	pageAccountAmbiguous      page = "account_ambiguous"
 	actionRetry               page = "action_retry"
 	actionBackToClient        page = "action_back"
 	// Labels of form fields, buttons and facts.
@@ -54,6 +57,8 @@ const (
 	labelDeny        page = "label_deny"
 	labelApplication page = "label_application"
 	labelScopes      page = "label_scopes"
+	labelDingTalkID  page = "label_dingtalk_id"
+	labelContact     page = "label_contact"
 )
 
 // scopeLabel is the message key describing a scope to the person asked for consent.
@@ -92,6 +97,8 @@ var messages = map[string]map[page]message{
 			"Ask the application's administrator to register the exact post-logout redirect URI."},
 		pageServerError: {"Something went wrong", "The login service could not complete your request.",
 			"Try again later. If it keeps failing, tell your administrator."},
+		pageBusy: {"The login service is busy", "Too many logins are in progress right now.",
+			"Wait a moment and try again."},
 		pageNotFound: {"Page not found", "This address is not a page of this login service.",
 			"Log in from the application you were using."},
 		pageDeviceEnter: {"Connect a device", "Enter the code your device shows.",
@@ -100,9 +107,15 @@ var messages = map[string]map[page]message{
 			"Check the code on your device, or start again there."},
 		pageDeviceConfirm: {"Log in on a device?", "An application on another device asks to log in as you.",
 			"Continue only if you started this yourself and the code matches the one on your device: someone may be trying to get access to your account."},
-		pageDeviceDone:               {"Device connected", "You are logged in on your device. You can close this window.", ""},
-		pageDeviceDenied:             {"Device not connected", "The device was not logged in.", "If this was a mistake, start again on the device."},
-		pageConsent:                  {"Allow access?", "This application asks to receive:", "You are asked once; again only if the application asks for more."},
+		pageDeviceDone:   {"Device connected", "You are logged in on your device. You can close this window.", ""},
+		pageDeviceDenied: {"Device not connected", "The device was not logged in.", "If this was a mistake, start again on the device."},
+		pageConsent:      {"Allow access?", "This application asks to receive:", "You are asked once; again only if the application asks for more."},
+		pageNotRegistered: {"Your DingTalk account is not bound here", "DingTalk confirmed who you are, but your DingTalk account is not bound to an account at this login service, and it admits only people who have one.",
+			"Ask your administrator to add you; give them the DingTalk ID below."},
+		pageAccountAmbiguous: {"Your account could not be chosen", "DingTalk confirmed who you are, but more than one account at this login service matches you, so you were not logged in to any of them.",
+			"Ask your administrator to bind the right account to your DingTalk ID below."},
+		labelDingTalkID:              {Title: "Your DingTalk ID (unionid)"},
+		labelContact:                 {Title: "Whom to ask"},
 		actionRetry:                  {Title: "Try again"},
 		actionBackToClient:           {Title: "Back to the application"},
 		labelUserCode:                {Title: "Code"},
@@ -141,14 +154,21 @@ var messages = map[string]map[page]message{
 		pageLogoutRefused: {"退出请求被拒绝", "应用请求为您退出登录并跳转到一个未注册的地址，或者发送了无效的请求。您仍处于登录状态。",
 			"请联系该应用的管理员注册完全一致的退出后跳转地址（post-logout redirect URI）。"},
 		pageServerError:   {"出错了", "登录服务暂时无法完成您的请求。", "请稍后再试。如果一直失败，请联系管理员。"},
+		pageBusy:          {"登录服务繁忙", "当前正在进行的登录过多。", "请稍候再试。"},
 		pageNotFound:      {"页面不存在", "此地址不是本登录服务的页面。", "请从您正在使用的应用重新登录。"},
 		pageDeviceEnter:   {"连接设备", "请输入设备上显示的验证码。", "只输入您本人正在使用的设备上显示的验证码。"},
 		pageDeviceInvalid: {"验证码无效", "此验证码不存在、已过期或已被使用。", "请核对设备上的验证码，或在设备上重新开始。"},
 		pageDeviceConfirm: {"在设备上登录？", "另一台设备上的应用请求以您的身份登录。",
 			"只有在您本人发起、且验证码与设备上显示的一致时才继续：否则可能有人试图获取您的账号。"},
-		pageDeviceDone:               {"设备已连接", "您已在设备上登录，现在可以关闭此窗口。", ""},
-		pageDeviceDenied:             {"设备未连接", "设备没有登录。", "如有误操作，请在设备上重新开始。"},
-		pageConsent:                  {"允许访问？", "此应用请求获取：", "只会询问您一次；应用请求更多信息时会再次询问。"},
+		pageDeviceDone:   {"设备已连接", "您已在设备上登录，现在可以关闭此窗口。", ""},
+		pageDeviceDenied: {"设备未连接", "设备没有登录。", "如有误操作，请在设备上重新开始。"},
+		pageConsent:      {"允许访问？", "此应用请求获取：", "只会询问您一次；应用请求更多信息时会再次询问。"},
+		pageNotRegistered: {"您的钉钉账号未绑定", "钉钉已确认您的身份，但您的钉钉账号没有绑定本登录服务的账号，而本服务只允许已有账号的人员登录。",
+			"请联系管理员为您开通账号，并提供下方的钉钉用户标识。"},
+		pageAccountAmbiguous: {"无法确定您的账号", "钉钉已确认您的身份，但本登录服务中有多个账号与您匹配，因此没有登录任何一个。",
+			"请联系管理员将正确的账号绑定到下方的钉钉用户标识。"},
+		labelDingTalkID:              {Title: "您的钉钉用户标识（unionid）"},
+		labelContact:                 {Title: "联系人"},
 		actionRetry:                  {Title: "重试"},
 		actionBackToClient:           {Title: "返回应用"},
 		labelUserCode:                {Title: "验证码"},

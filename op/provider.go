@@ -38,6 +38,8 @@ type Config struct {
 	Claims        ClaimsPolicy
 	Lifetimes     Lifetimes
 	RateLimit     RateLimit
+	Registration  Registration
+	Membership    Membership
 
 	// Logger gets structured logs; nil discards them.
 	Logger *slog.Logger
@@ -62,6 +64,9 @@ type ClaimsPolicy struct {
 	// OrgEmailAsEmail releases the organisation's address (org_email) as email,
 	// verified, when the directory has one.
 	OrgEmailAsEmail bool
+	// PreferredUsername is where preferred_username comes from: UsernamePinyin
+	// (default), UsernameNick, UsernameUserID or UsernameEmailLocal.
+	PreferredUsername string
 }
 
 // Lifetimes of what the provider issues; zero values take the defaults.
@@ -121,6 +126,8 @@ type Provider struct {
 	connectors []Connector
 	claims     ClaimsPolicy
 	lifetimes  Lifetimes
+	register   Registration
+	membership *membershipChecks
 	limiter    *ipLimiter
 	formKey    []byte // signs form tokens (forms.go)
 	// upstreamOrigins are where the connectors' login pages are, for the
@@ -180,6 +187,11 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if p.claims.Subject == "" {
 		p.claims.Subject = "unionid"
 	}
+	if p.claims.PreferredUsername == "" {
+		p.claims.PreferredUsername = UsernamePinyin
+	}
+	p.register = cfg.Registration
+	p.membership = newMembershipChecks(cfg.Membership)
 	p.clients = newClients(cfg.StaticClients, cfg.Storage, p.lifetimes, func(id string) string {
 		return p.issuerPath + "/login?authRequestID=" + url.QueryEscape(id)
 	})

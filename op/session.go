@@ -36,6 +36,25 @@ func (p *Provider) currentSession(r *http.Request) (storage.Session, bool) {
 	return sess, true
 }
 
+// sessionStillMember re-checks, when due, that the session's person is still a
+// member of the organisation their connector admits. A leaver has been logged
+// out everywhere by now, so the cookie goes too; when DingTalk cannot confirm,
+// the person logs in at DingTalk again rather than ride the session.
+func (p *Provider) sessionStillMember(w http.ResponseWriter, r *http.Request, sess storage.Session) bool {
+	u, err := p.store.GetUser(r.Context(), sess.Subject)
+	if err != nil {
+		return false
+	}
+	switch err := p.stillMember(r.Context(), u); {
+	case errors.Is(err, errOffboarded):
+		p.clearSessionCookie(w)
+		return false
+	case err != nil:
+		return false
+	}
+	return true
+}
+
 // satisfies reports whether sess may answer a without a trip to DingTalk:
 // max_age (prompt=login arrives as max_age=0) and id_token_hint are honoured.
 func (p *Provider) satisfies(sess storage.Session, a storage.AuthRequest) bool {
@@ -45,11 +64,16 @@ func (p *Provider) satisfies(sess storage.Session, a storage.AuthRequest) bool {
 	return a.HintSubject == "" || a.HintSubject == sess.Subject
 }
 
-// startSession begins a session after a DingTalk login. Always a new ID: a cookie
-// planted before login (session fixation) never becomes a logged-in session.
-func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, subject, connectorID, clientID string, amr []string) (storage.Session, error) {
+// startSession records a DingTalk login — updateUser applied to the person's
+// record, the browser's previous session replaced by a new one — in one storage
+// call (CompleteLogin), then sets the cookie. Always a new ID: a cookie planted
+// before login (session fixation) never becomes a logged-in session. An error
+// from updateUser is returned and nothing is stored.
+func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, subject, connectorID, clientID string, amr []string,
+	updateUser func(u storage.User, found bool) (storage.User, error)) (storage.Session, error) {
+	var replace string
 	if c, err := r.Cookie(p.sessionCookieName()); err == nil {
-		_ = p.store.DeleteSession(r.Context(), hashToken(c.Value))
+		replace = hashToken(c.Value)
 	}
 	raw := randomToken(32)
 	now := p.now().UTC()
@@ -58,7 +82,10 @@ func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, subject,
 		AMR: amr, Clients: []string{clientID}, CreatedAt: now, LastUsed: now,
 		Expiry: p.sessionExpiry(now, now),
 	}
-	if err := p.store.CreateSession(r.Context(), sess); err != nil {
+	_, err := p.store.CompleteLogin(r.Context(), storage.Login{
+		Subject: subject, Update: updateUser, Session: sess, ReplaceSessionID: replace,
+	})
+	if err != nil {
 		return storage.Session{}, err
 	}
 	http.SetCookie(w, &http.Cookie{

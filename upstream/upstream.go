@@ -39,6 +39,10 @@ type Identity struct {
 	Title     string
 	JobNumber string
 	OrgEmail  string
+	// DirectoryEmail is the address the organisation's directory lists for the
+	// person: set by the organisation, unlike Email, which the person typed into
+	// their own profile and nobody verified.
+	DirectoryEmail string
 	// Groups are the person's departments, as the connector is configured to name
 	// them (names, ids or paths). Nil when the connector reads no directory.
 	Groups []string
@@ -64,6 +68,20 @@ type InAppConnector interface {
 	InAppLogin(r *http.Request) (InAppLogin, bool)
 	// HandleInAppCode turns the code the client's JavaScript API gave into an Identity.
 	HandleInAppCode(ctx context.Context, code string) (Identity, error)
+}
+
+// MembershipChecker is a Connector that admits only members of an organisation
+// and can ask again, after the login, whether a person still is one: people who
+// leave the organisation lose their sessions and refresh tokens.
+type MembershipChecker interface {
+	Connector
+	// RequiresMembership reports whether the connector admits members only;
+	// CheckMembership is asked only then.
+	RequiresMembership() bool
+	// CheckMembership asks whether the person with unionID is still an active
+	// member: nil if so; an error matching ErrNotAllowed (a *PolicyError says
+	// why) if not; any other error when the upstream could not tell.
+	CheckMembership(ctx context.Context, unionID string) error
 }
 
 // InAppLogin is what the in-app page needs to ask the client for a code.

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/dingbridge/dingbridge/admin"
 	"github.com/dingbridge/dingbridge/config"
 	"github.com/dingbridge/dingbridge/keys"
+	"github.com/dingbridge/dingbridge/op"
 	"github.com/dingbridge/dingbridge/storage"
 	"github.com/dingbridge/dingbridge/storage/bolt"
 )
@@ -115,7 +119,7 @@ func adminCommand(env config.Env, c *cobra.Command, run adminRun) *cobra.Command
 		if err != nil {
 			return err
 		}
-		api, closeAPI, err := connectAdmin(cmd.Context(), cfg)
+		api, closeAPI, err := connectAdmin(cmd.Context(), cfg, cmd.ErrOrStderr())
 		if err != nil {
 			return err
 		}
@@ -127,7 +131,7 @@ func adminCommand(env config.Env, c *cobra.Command, run adminRun) *cobra.Command
 
 // connectAdmin returns the running server's admin API if it answers on its
 // socket, or else a Service over the database file, opened directly.
-func connectAdmin(ctx context.Context, cfg *config.Config) (admin.API, func(), error) {
+func connectAdmin(ctx context.Context, cfg *config.Config, logs io.Writer) (admin.API, func(), error) {
 	remote := admin.Dial(cfg.AdminSocket)
 	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	pingErr := remote.Ping(pingCtx)
@@ -151,7 +155,8 @@ func connectAdmin(ctx context.Context, cfg *config.Config) (admin.API, func(), e
 	km, err := keys.New(store, keys.Options{RetainFor: keyRetention})
 	if err == nil {
 		var svc *admin.Service
-		if svc, err = admin.NewService(adminServiceConfig(cfg, store, km)); err == nil {
+		offline := &offlineMembership{cfg: cfg, store: store, keys: km, logger: newLogger(logs, config.Logging{Level: "warn"})}
+		if svc, err = admin.NewService(adminServiceConfig(cfg, store, km, offline)); err == nil {
 			return svc, func() { _ = store.Close() }, nil
 		}
 	}
@@ -161,8 +166,10 @@ func connectAdmin(ctx context.Context, cfg *config.Config) (admin.API, func(), e
 
 // adminServiceConfig is the admin service's view of the configuration, the same
 // for the server's socket and for the CLI working on the file.
-func adminServiceConfig(cfg *config.Config, store storage.Storage, km *keys.Manager) admin.Config {
+func adminServiceConfig(cfg *config.Config, store storage.Storage, km *keys.Manager, membership admin.MembershipSyncer) admin.Config {
 	return admin.Config{
+		DefaultCorpID:    defaultCorpID(cfg),
+		Membership:       membership,
 		Storage:          store,
 		Keys:             km,
 		StaticClients:    staticClients(cfg),
@@ -172,6 +179,40 @@ func adminServiceConfig(cfg *config.Config, store storage.Storage, km *keys.Mana
 		MaxTokenLifetime: keyRetention,
 		SecretHashCost:   secretHashCost,
 	}
+}
+
+// defaultCorpID is the organisation a provisioned userid belongs to when the
+// administrator names none: the corpID of the one connector that has one.
+func defaultCorpID(cfg *config.Config) string {
+	var corps []string
+	for _, c := range cfg.Connectors {
+		if c.CorpID != "" && !slices.Contains(corps, c.CorpID) {
+			corps = append(corps, c.CorpID)
+		}
+	}
+	if len(corps) == 1 {
+		return corps[0]
+	}
+	return ""
+}
+
+// offlineMembership answers users sync without a running server: it builds the
+// provider over the opened database when asked (the connectors reach DingTalk
+// from this machine), and waits for the back-channel logouts it sends.
+type offlineMembership struct {
+	cfg    *config.Config
+	store  storage.Storage
+	keys   *keys.Manager
+	logger *slog.Logger
+}
+
+func (o *offlineMembership) SyncMembership(ctx context.Context, apply bool) (op.SyncReport, error) {
+	provider, err := newProvider(ctx, o.cfg, o.store, o.keys, o.logger)
+	if err != nil {
+		return op.SyncReport{}, err
+	}
+	defer provider.Wait()
+	return provider.SyncMembership(ctx, apply)
 }
 
 // secretHashCost is the bcrypt cost of new client secrets; 0 is bcrypt's default.

@@ -45,7 +45,7 @@ Nothing is real: the database is thrown away on exit unless --db is given.`,
 	f.StringVar(&o.listen, "listen", "127.0.0.1:5556", "address of the provider (and the demo app)")
 	f.StringVar(&o.dingtalkListen, "dingtalk-listen", "127.0.0.1:5557", "address of the fake DingTalk")
 	f.StringVar(&o.autoApprove, "auto-approve", "", "log in as this demo user (nick or unionId) without showing the fake DingTalk page")
-	f.StringVar(&o.dbPath, "db", "", "keep the database in this file (default: a temporary file, removed on exit)")
+	f.StringVar(&o.dbPath, "db", "", "keep the database in this file, fsynced like serve's (default: a temporary file, not synced, removed on exit)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -117,7 +117,9 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 			ID: "demo-cli", Name: "Demo CLI", Public: true, GrantTypes: []string{"device_code", "refresh_token"},
 		}},
 	}
-	store, err := openStorage(config.Storage{Path: dbPath}, true)
+	// A temporary database skips fsync (it is deleted on exit anyway); one kept
+	// with --db is synced like serve's, so a crash cannot corrupt it.
+	store, err := openStorage(config.Storage{Path: dbPath}, o.dbPath == "")
 	if err != nil {
 		return err
 	}

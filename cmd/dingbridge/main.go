@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/dingbridge/dingbridge/config"
 )
@@ -19,6 +21,10 @@ import (
 var version = "dev"
 
 func main() {
+	// zitadel's op starts an OpenTelemetry span in most of its handlers and
+	// storage calls. Nothing here exports traces; with the no-op provider those
+	// spans cost nothing, where the default global one allocates each of them.
+	otel.SetTracerProvider(noop.NewTracerProvider())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))

@@ -80,7 +80,7 @@ func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, ln n
 	}
 	// The admin service shares the provider's storage and key manager, so
 	// what the CLI changes through the socket is what the provider serves.
-	svc, err := admin.NewService(adminServiceConfig(cfg, store, km))
+	svc, err := admin.NewService(adminServiceConfig(cfg, store, km, provider))
 	if err != nil {
 		return err
 	}
@@ -141,6 +141,8 @@ func newConnectors(cfg *config.Config) ([]op.Connector, error) {
 	// Counts of DingTalk calls by API and result, across connectors; an HTTP
 	// metrics endpoint will export them.
 	metrics := dingtalk.NewMetrics()
+	// One pool of kept-alive connections to DingTalk for every connector.
+	httpClient := dingtalk.NewHTTPClient()
 	for _, c := range cfg.Connectors {
 		conn, err := dingtalk.New(dingtalk.Config{
 			Mode:              c.Mode,
@@ -156,6 +158,7 @@ func newConnectors(cfg *config.Config) ([]op.Connector, error) {
 			DirectoryCacheTTL: time.Duration(c.DirectoryCacheTTL),
 			Timeout:           time.Duration(c.Timeout),
 			Metrics:           metrics,
+			HTTPClient:        httpClient,
 			Endpoints: dingtalk.Endpoints{
 				Login: c.Endpoints.Login, API: c.Endpoints.API, OAPI: c.Endpoints.OAPI, JSAPI: c.Endpoints.JSAPI,
 			},
@@ -195,8 +198,10 @@ func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage,
 			DeviceCode:             time.Duration(cfg.Expiry.DeviceCode),
 			DevicePollInterval:     time.Duration(cfg.Expiry.DevicePollInterval),
 		},
-		RateLimit: rateLimit(cfg),
-		Logger:    logger,
+		RateLimit:    rateLimit(cfg),
+		Registration: op.Registration{Closed: cfg.Registration == "closed", Contact: cfg.RegistrationContact},
+		Membership:   op.Membership{Recheck: time.Duration(cfg.MembershipRecheck), Grace: time.Duration(cfg.MembershipGrace)},
+		Logger:       logger,
 	})
 }
 
@@ -232,7 +237,8 @@ func staticClients(cfg *config.Config) []op.StaticClient {
 }
 
 func claimsPolicy(cfg *config.Config) op.ClaimsPolicy {
-	return op.ClaimsPolicy{Subject: cfg.Claims.Subject, EmailVerified: cfg.Claims.EmailVerified, OrgEmailAsEmail: cfg.Claims.OrgEmailAsEmail}
+	return op.ClaimsPolicy{Subject: cfg.Claims.Subject, EmailVerified: cfg.Claims.EmailVerified,
+		OrgEmailAsEmail: cfg.Claims.OrgEmailAsEmail, PreferredUsername: cfg.Claims.PreferredUsername}
 }
 
 // serveHTTP serves handler on ln until ctx is done, then drains connections.

@@ -1,8 +1,14 @@
 // Package bolt keeps dingbridge's records in one bbolt file: no server, ACID, one
 // writer process at a time (bbolt takes an exclusive lock on the file).
 //
-// Every record is JSON under its ID in a bucket of its own kind. Times are stored in
-// UTC. The write paths a login takes go through bbolt's Batch, so concurrent logins
+// Durable records (clients, users, sessions, tokens, consents, keys, grant
+// revocations, leases) are JSON under their ID in a bucket of their own kind,
+// times in UTC; every commit is fsynced. Ephemeral flow state (auth requests,
+// codes, upstream states, device authorizations) lives in this process's memory
+// only: bbolt lets one process open the file, so no other could see it anyway,
+// and a crash losing it costs the people logging in at that moment one more
+// click (see storage's package comment). The durable writes of a login
+// (CompleteLogin, IssueTokens) go through bbolt's Batch, so concurrent logins
 // share one fsync; the rest use plain transactions.
 package bolt
 
@@ -30,37 +36,49 @@ var (
 
 // schemaVersion is what this binary writes and the newest it reads. Raise it (and
 // teach Open to migrate) whenever a stored record changes incompatibly.
-const schemaVersion = 1
+//
+//  1. every record in the file, ephemeral ones included.
+//  2. ephemeral kinds moved to memory (their buckets are dropped), an expiry
+//     index for the sweeper, rotated refresh tokens as tombstones in a bucket of
+//     their own, grant revocations and leases.
+const schemaVersion = 2
 
 const (
-	bucketClients        = "clients"
-	bucketAuthRequests   = "auth_requests"
-	bucketCodes          = "codes"
-	bucketAccessTokens   = "access_tokens"
-	bucketRefreshTokens  = "refresh_tokens"
-	bucketUsers          = "users"
-	bucketKeys           = "keys"
-	bucketUpstreamStates = "upstream_states"
-	bucketSessions       = "sessions"
-	bucketMeta           = "meta"
+	bucketClients       = "clients"
+	bucketAccessTokens  = "access_tokens"
+	bucketRefreshTokens = "refresh_tokens" // not yet rotated
+	// bucketRotated holds rotated refresh tokens as tombstones; see tombstone.
+	bucketRotated  = "refresh_rotated"
+	bucketUsers    = "users"
+	bucketKeys     = "keys"
+	bucketSessions = "sessions"
+	bucketMeta     = "meta"
 	// bucketGrants indexes tokens by grant so RevokeGrant need not scan; see grantKey.
-	bucketGrants  = "grants"
-	bucketDevices = "device_authorizations"
-	// bucketUserCodes indexes device authorizations by user code.
-	bucketUserCodes = "device_user_codes"
-	bucketConsents  = "consents"
+	bucketGrants   = "grants"
+	bucketConsents = "consents"
+	// bucketRevoked maps a revoked grant to the end of its revocation.
+	bucketRevoked = "revoked_grants"
+	bucketLeases  = "leases"
+	// bucketExpiry orders every expiring record by expiry for the sweeper; see expiryKey.
+	bucketExpiry = "expiry"
+	// bucketUserIndex (userindex.go) finds users by unionid, userid, mobile, email, username.
+	bucketUserIndex = "user_index"
 
 	metaSchemaKey = "schema"
 )
 
 func bucketNames() []string {
 	return []string{
-		bucketClients, bucketAuthRequests, bucketCodes, bucketAccessTokens,
-		bucketRefreshTokens, bucketUsers, bucketKeys, bucketUpstreamStates,
-		bucketMeta, bucketGrants, bucketSessions, bucketDevices, bucketUserCodes,
-		bucketConsents,
+		bucketClients, bucketAccessTokens, bucketRefreshTokens, bucketRotated,
+		bucketUsers, bucketKeys, bucketMeta, bucketGrants, bucketSessions,
+		bucketConsents, bucketRevoked, bucketLeases, bucketExpiry, bucketUserIndex,
 	}
 }
+
+// schema1Ephemeral are the buckets of schema 1 whose records now live in memory.
+// Opening such a file drops them: they were flow state of logins in progress
+// when the old binary stopped, which the person simply starts again.
+var schema1Ephemeral = []string{"auth_requests", "codes", "upstream_states", "device_authorizations", "device_user_codes"}
 
 // Options tune Open. The zero value is right for a server.
 type Options struct {
@@ -68,17 +86,19 @@ type Options struct {
 	// before failing with ErrLocked. Zero means one second.
 	Timeout time.Duration
 	// NoSync skips fsync after each commit. Only for throwaway databases (tests,
-	// `dingbridge dev`): a crash can lose recent writes or corrupt the file.
+	// a temporary `dingbridge dev` database): a crash can lose recent writes or
+	// corrupt the file.
 	NoSync bool
 	// MaxBatchDelay is how long a write on a login path waits for others to share
 	// its commit. Zero means DefaultMaxBatchDelay.
 	MaxBatchDelay time.Duration
+	// Limits bound the ephemeral records held in memory (ErrCapacity beyond).
+	Limits storage.Limits
 }
 
-// DefaultMaxBatchDelay is short because it is added to every login write: a login
-// makes nine in sequence, so bbolt's own 10ms default caps a server with 64 logins
-// in flight near 600 logins/s, while 1ms allows about 2,800 (BenchmarkLoginWrites).
-// Much shorter is worse: batches then hold one call each and every call pays a commit.
+// DefaultMaxBatchDelay is short because it is added to each of a login's two
+// durable writes; bbolt's own 10ms default would add 20ms to every login. Much
+// shorter is worse: batches then hold one call each and every call pays a commit.
 const DefaultMaxBatchDelay = time.Millisecond
 
 // Storage is a storage.Storage over one bbolt file. Safe for concurrent use.
@@ -87,6 +107,7 @@ type Storage struct {
 	// batchWrite runs the write transactions of the login path: db.Batch, or
 	// db.Update when benchmarks compare the two.
 	batchWrite func(func(*bbolt.Tx) error) error
+	flow       *flowState
 }
 
 var _ storage.Storage = (*Storage)(nil)
@@ -123,7 +144,7 @@ func Open(path string, opts Options) (*Storage, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	return &Storage{db: db, batchWrite: db.Batch}, nil
+	return &Storage{db: db, batchWrite: db.Batch, flow: newFlowState(opts.Limits.WithDefaults())}, nil
 }
 
 func prepareFile(path string) error {
@@ -146,8 +167,10 @@ func prepareFile(path string) error {
 }
 
 // initSchema checks the version before touching anything, so a newer file is left
-// exactly as it was.
+// exactly as it was; an older one is migrated in the same transaction, so a
+// crash during the migration leaves the old file.
 func initSchema(tx *bbolt.Tx) error {
+	version := 0 // a new file
 	if meta := tx.Bucket([]byte(bucketMeta)); meta != nil {
 		if v := meta.Get([]byte(metaSchemaKey)); v != nil {
 			n, err := strconv.Atoi(string(v))
@@ -157,6 +180,7 @@ func initSchema(tx *bbolt.Tx) error {
 			if n > schemaVersion {
 				return fmt.Errorf("%w: file has version %d, this binary knows up to %d", ErrNewerSchema, n, schemaVersion)
 			}
+			version = n
 		}
 	}
 	for _, name := range bucketNames() {
@@ -164,11 +188,18 @@ func initSchema(tx *bbolt.Tx) error {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
 	}
-	meta := tx.Bucket([]byte(bucketMeta))
-	if meta.Get([]byte(metaSchemaKey)) == nil {
-		return meta.Put([]byte(metaSchemaKey), []byte(strconv.Itoa(schemaVersion)))
+	if version == 1 {
+		if err := migrateFrom1(tx); err != nil {
+			return fmt.Errorf("migrate schema 1 to %d: %w", schemaVersion, err)
+		}
 	}
-	return nil
+	if err := ensureUserIndex(tx); err != nil {
+		return err
+	}
+	if version == schemaVersion {
+		return nil
+	}
+	return tx.Bucket([]byte(bucketMeta)).Put([]byte(metaSchemaKey), []byte(strconv.Itoa(schemaVersion)))
 }
 
 // Close closes the file and releases the lock.
@@ -206,7 +237,8 @@ func (s *Storage) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	return s.db.Update(fn)
 }
 
-// batch runs fn in a write transaction shared with concurrent callers. bbolt may run
+// batch runs fn in a write transaction shared with concurrent callers (one commit
+// and fsync for all of them). bbolt may run
 // fn more than once (when another fn in the batch fails, or solo after fn itself
 // fails), so fn must reset whatever it reports back to its caller on every run. To
 // keep the batch from being replayed for nothing, fn reports expected outcomes such
@@ -218,4 +250,16 @@ func (s *Storage) batch(ctx context.Context, fn func(*bbolt.Tx) error) error {
 		return err
 	}
 	return s.batchWrite(fn)
+}
+
+// wrap gives a batched call's outcome its context: err from the transaction, or
+// else the answer the transaction decided on.
+func wrap(op string, err, answer error) error {
+	if err == nil {
+		err = answer
+	}
+	if err != nil {
+		return fmt.Errorf("bolt: %s: %w", op, err)
+	}
+	return nil
 }

@@ -44,9 +44,8 @@ func expired(expiry, now time.Time) bool {
 // expiring is the part of every short-lived record the garbage collector needs.
 // Decoding into it skips allocating the rest.
 type expiring struct {
-	GrantID  string    `json:"grantID"`
-	UserCode string    `json:"userCode"` // device authorizations: their index entry goes too
-	Expiry   time.Time `json:"expiry"`
+	GrantID string    `json:"grantID"`
+	Expiry  time.Time `json:"expiry"`
 }
 
 // utc stores times in one location so the file reads the same whoever wrote it.
@@ -85,6 +84,8 @@ func utcRefreshToken(t storage.RefreshToken) storage.RefreshToken {
 
 func utcUser(u storage.User) storage.User {
 	u.FirstLogin, u.LastLogin = utc(u.FirstLogin), utc(u.LastLogin)
+	u.DisabledAt, u.ProvisionedAt, u.BoundAt = utc(u.DisabledAt), utc(u.ProvisionedAt), utc(u.BoundAt)
+	u.MembershipCheckedAt = utc(u.MembershipCheckedAt)
 	return u
 }
 

@@ -3,7 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -16,126 +16,126 @@ import (
 // so a large backlog never holds the single writer lock long enough to stall logins.
 const gcChunk = 1000
 
-// GarbageCollect deletes every auth request, code, token and upstream state whose
-// Expiry is before now. Clients, users and keys never expire.
+// GarbageCollect deletes every expired record and every ended grant revocation.
+// Clients, users, consents and keys never expire.
 //
-// Cost: each bucket is scanned in full (every record's JSON decoded) in read
-// transactions, which do not block writers; only the expired records are then
-// deleted, gcChunk at a time, in write transactions. That is about 2.5µs per stored
-// record (0.5s for 200,000 live refresh tokens on 2 cores); an expiry-ordered index
-// would make a sweep proportional to what expired, if that ever matters.
+// Cost follows what expired, not what is stored: the durable records are found
+// through the expiry index (a cursor walk up to now, in a read transaction, then
+// up to gcChunk of them deleted per write transaction, each decoded once to find
+// its grant key); the flow state in memory is a walk of its maps. An idle server
+// with nothing expired reads one index key.
 func (s *Storage) GarbageCollect(ctx context.Context, now time.Time) (storage.GCResult, error) {
 	var r storage.GCResult
-	steps := []struct {
-		bucket string
-		kind   byte // token kind for the grant index, 0 for records outside it
-		count  *int
-	}{
-		{bucketAuthRequests, 0, &r.AuthRequests},
-		{bucketCodes, 0, &r.AuthCodes},
-		{bucketAccessTokens, kindAccess, &r.AccessTokens},
-		{bucketRefreshTokens, kindRefresh, &r.RefreshTokens},
-		{bucketUpstreamStates, 0, &r.UpstreamStates},
-		{bucketSessions, 0, &r.Sessions},
-		{bucketDevices, 0, &r.Devices},
+	if err := ctx.Err(); err != nil {
+		return r, fmt.Errorf("bolt: garbage collect: %w", err)
 	}
-	for _, st := range steps {
-		n, err := s.collect(ctx, st.bucket, st.kind, now)
-		*st.count = n
-		if err != nil {
-			return r, fmt.Errorf("bolt: garbage collect %s: %w", st.bucket, err)
-		}
-	}
-	return r, nil
-}
-
-// collect sweeps one bucket: find up to gcChunk expired keys after the last one
-// seen, delete them, repeat until the scan reaches the end.
-func (s *Storage) collect(ctx context.Context, bucket string, kind byte, now time.Time) (int, error) {
-	removed := 0
-	var after []byte
+	s.flow.sweep(now, &r)
+	limit := expiryKey(now, 0, "")[:8]
 	for {
 		if err := ctx.Err(); err != nil {
-			return removed, err
+			return r, fmt.Errorf("bolt: garbage collect: %w", err)
 		}
 		var keys [][]byte
-		done := true
 		err := s.db.View(func(tx *bbolt.Tx) error {
-			c := tx.Bucket([]byte(bucket)).Cursor()
-			k, v := c.First()
-			if after != nil {
-				if k, v = c.Seek(after); bytes.Equal(k, after) {
-					k, v = c.Next()
-				}
-			}
-			for ; k != nil; k, v = c.Next() {
-				var rec expiring
-				if err := json.Unmarshal(v, &rec); err != nil {
-					return fmt.Errorf("decode record: %w", err)
-				}
-				if !expired(rec.Expiry, now) {
-					continue
-				}
+			c := tx.Bucket([]byte(bucketExpiry)).Cursor()
+			for k, _ := c.First(); k != nil && bytes.Compare(k[:8], limit) < 0 && len(keys) < gcChunk; k, _ = c.Next() {
 				keys = append(keys, bytes.Clone(k))
-				if len(keys) == gcChunk {
-					after, done = bytes.Clone(k), false
-					return nil
+			}
+			return nil
+		})
+		if err != nil {
+			return r, fmt.Errorf("bolt: garbage collect: %w", err)
+		}
+		if len(keys) == 0 {
+			return r, nil
+		}
+		var chunk storage.GCResult
+		err = s.db.Update(func(tx *bbolt.Tx) error {
+			chunk = storage.GCResult{}
+			for _, k := range keys {
+				if err := collect(tx, k, now, &chunk); err != nil {
+					return err
 				}
 			}
 			return nil
 		})
 		if err != nil {
-			return removed, err
+			return r, fmt.Errorf("bolt: garbage collect: %w", err)
 		}
-		if len(keys) > 0 {
-			n, err := s.deleteExpired(bucket, kind, keys, now)
-			removed += n
-			if err != nil {
-				return removed, err
-			}
-		}
-		if done {
-			return removed, nil
-		}
+		r.AccessTokens += chunk.AccessTokens
+		r.RefreshTokens += chunk.RefreshTokens
+		r.Sessions += chunk.Sessions
 	}
 }
 
-// deleteExpired looks at each record again inside the write transaction: it may
-// have been deleted (or consumed) since the scan.
-func (s *Storage) deleteExpired(bucket string, kind byte, keys [][]byte, now time.Time) (int, error) {
-	n := 0
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		n = 0
-		b := tx.Bucket([]byte(bucket))
-		gb := tx.Bucket([]byte(bucketGrants))
-		for _, k := range keys {
+// collect handles one expiry key: the record it names is deleted if it has
+// expired (it may have been deleted, or have moved on, since the key was read),
+// and the key goes in every case.
+func collect(tx *bbolt.Tx, key []byte, now time.Time, r *storage.GCResult) error {
+	if len(key) < 9 {
+		return tx.Bucket([]byte(bucketExpiry)).Delete(key)
+	}
+	at := time.Unix(0, int64(binary.BigEndian.Uint64(key[:8])))
+	kind, id := key[8], string(key[9:])
+	switch kind {
+	case kindAccess, kindRefresh:
+		for _, name := range tokenBuckets(kind) {
 			var rec expiring
-			ok, err := get(b, string(k), &rec)
+			ok, err := get(tx.Bucket([]byte(name)), id, &rec)
 			if err != nil {
-				return fmt.Errorf("decode record: %w", err)
+				return fmt.Errorf("decode token: %w", err)
 			}
-			if !ok || !expired(rec.Expiry, now) {
+			if !ok || !expired(rec.Expiry, now) || expiryNanos(rec.Expiry) != expiryNanos(at) {
 				continue
 			}
-			if err := b.Delete(k); err != nil {
+			if err := deleteToken(tx, kind, id); err != nil {
 				return err
 			}
-			if kind != 0 {
-				if err := gb.Delete(grantKey(rec.GrantID, kind, string(k))); err != nil {
-					return err
-				}
+			if kind == kindAccess {
+				r.AccessTokens++
+			} else {
+				r.RefreshTokens++
 			}
-			if bucket == bucketDevices {
-				if err := deleteUserCode(tx, rec.UserCode, string(k)); err != nil {
-					return err
-				}
-			}
-			n++
+			return nil // deleteToken dropped the key
 		}
+	case kindSession:
+		var rec expiring
+		ok, err := get(tx.Bucket([]byte(bucketSessions)), id, &rec)
+		if err != nil {
+			return fmt.Errorf("decode session: %w", err)
+		}
+		if ok && expired(rec.Expiry, now) && expiryNanos(rec.Expiry) == expiryNanos(at) {
+			if _, err := deleteSession(tx, id); err != nil {
+				return err
+			}
+			r.Sessions++
+			return nil
+		}
+	case kindRevocation:
+		if until, ok := revokedUntil(tx, id); ok && expired(until, now) {
+			if err := tx.Bucket([]byte(bucketRevoked)).Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.Bucket([]byte(bucketExpiry)).Delete(key)
+}
+
+// Count reads bucket statistics and the sizes of the in-memory tables; no
+// record is decoded. RefreshTokens counts live (not rotated) tokens only.
+func (s *Storage) Count(ctx context.Context) (storage.RecordCounts, error) {
+	var c storage.RecordCounts
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		n := func(name string) int { return tx.Bucket([]byte(name)).Stats().KeyN }
+		c.AccessTokens, c.RefreshTokens = n(bucketAccessTokens), n(bucketRefreshTokens)
+		c.Sessions, c.Users, c.Clients, c.Consents = n(bucketSessions), n(bucketUsers), n(bucketClients), n(bucketConsents)
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return c, fmt.Errorf("bolt: count: %w", err)
 	}
-	return n, nil
+	now := time.Now()
+	c.AuthRequests, c.AuthCodes = s.flow.authRequests.count(now), s.flow.codes.count(now)
+	c.UpstreamStates, c.Devices = s.flow.states.count(now), s.flow.devices.count(now)
+	return c, nil
 }

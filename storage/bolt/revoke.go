@@ -19,17 +19,24 @@ type owner struct {
 	ClientID string `json:"clientID"`
 }
 
-// RevokeSubject deletes the person's access tokens, refresh tokens and sessions.
+// RevokeSubject deletes the person's access tokens, refresh tokens (rotated ones
+// too) and sessions.
 func (s *Storage) RevokeSubject(ctx context.Context, subject string) error {
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		match := func(o owner) bool { return o.Subject == subject }
-		if err := deleteTokensWhere(tx, bucketAccessTokens, kindAccess, match); err != nil {
+		if err := deleteTokensWhere(tx, match); err != nil {
 			return err
 		}
-		if err := deleteTokensWhere(tx, bucketRefreshTokens, kindRefresh, match); err != nil {
+		keys, err := matching(tx.Bucket([]byte(bucketSessions)), match)
+		if err != nil {
 			return err
 		}
-		return deleteWhere(tx, bucketSessions, match)
+		for _, k := range keys {
+			if _, err := deleteSession(tx, string(k)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: revoke subject: %w", err)
@@ -37,30 +44,30 @@ func (s *Storage) RevokeSubject(ctx context.Context, subject string) error {
 	return nil
 }
 
-// RevokeClient deletes the client's pending auth requests, codes and tokens.
+// RevokeClient deletes the client's tokens and consents, and forgets its flows
+// in progress (auth requests, codes, device authorizations).
 func (s *Storage) RevokeClient(ctx context.Context, clientID string) error {
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		match := func(o owner) bool { return o.ClientID == clientID }
-		if err := deleteTokensWhere(tx, bucketAccessTokens, kindAccess, match); err != nil {
+		if err := deleteTokensWhere(tx, match); err != nil {
 			return err
 		}
-		if err := deleteTokensWhere(tx, bucketRefreshTokens, kindRefresh, match); err != nil {
+		b := tx.Bucket([]byte(bucketConsents))
+		keys, err := matching(b, match)
+		if err != nil {
 			return err
 		}
-		if err := deleteWhere(tx, bucketCodes, match); err != nil {
-			return err
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
 		}
-		if err := deleteWhere(tx, bucketConsents, match); err != nil {
-			return err
-		}
-		if err := deleteDevicesWhere(tx, match); err != nil {
-			return err
-		}
-		return deleteWhere(tx, bucketAuthRequests, match)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: revoke client: %w", err)
 	}
+	s.flow.revokeClient(clientID)
 	return nil
 }
 
@@ -81,28 +88,21 @@ func matching(b *bbolt.Bucket, match func(owner) bool) ([][]byte, error) {
 	return keys, err
 }
 
-func deleteWhere(tx *bbolt.Tx, bucket string, match func(owner) bool) error {
-	b := tx.Bucket([]byte(bucket))
-	keys, err := matching(b, match)
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
+// deleteTokensWhere deletes every access token, refresh token and tombstone that
+// match selects, with their index keys.
+func deleteTokensWhere(tx *bbolt.Tx, match func(owner) bool) error {
+	for _, st := range []struct {
+		bucket string
+		kind   byte
+	}{{bucketAccessTokens, kindAccess}, {bucketRefreshTokens, kindRefresh}, {bucketRotated, kindRefresh}} {
+		keys, err := matching(tx.Bucket([]byte(st.bucket)), match)
+		if err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func deleteTokensWhere(tx *bbolt.Tx, bucket string, kind byte, match func(owner) bool) error {
-	keys, err := matching(tx.Bucket([]byte(bucket)), match)
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if err := deleteToken(tx, bucket, kind, string(k)); err != nil {
-			return err
+		for _, k := range keys {
+			if err := deleteToken(tx, st.kind, string(k)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

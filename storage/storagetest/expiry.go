@@ -104,7 +104,7 @@ func expiryTests() []test {
 			must(t, s.IssueTokens(ctx, accessToken("at2", "g1", live()), nil, storage.Rotation{}))
 			_, err := s.GarbageCollect(ctx, time.Now())
 			must(t, err)
-			must(t, s.RevokeGrant(ctx, "g1"))
+			must(t, s.RevokeGrant(ctx, "g1", live()))
 			absent(t, s, []string{"at1", "at2"}, []string{"rt1"})
 		}},
 	}

@@ -31,7 +31,7 @@ func revokeTests() []test {
 				t.Errorf("another person's session was deleted: %v", err)
 			}
 			// Revoking a grant afterwards must not trip over index entries left behind.
-			must(t, s.RevokeGrant(ctx, "g1"))
+			must(t, s.RevokeGrant(ctx, "g1", live()))
 		}},
 		{"revoking a client deletes its requests, codes and tokens and no one else's", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()

@@ -23,7 +23,8 @@
 //     kept as well).
 //   - Lists: ListClients and ListUsers return every record in no particular order;
 //     on an empty storage, an empty (or nil) slice and no error.
-//   - RevokeGrant of a grant with no tokens succeeds.
+//   - RevokeGrant of a grant with no tokens succeeds (and still revokes it).
+//   - Limits: RunLimits checks ErrCapacity with a backend opened with small Limits.
 //   - Context: a call made with an already-cancelled context either fails with an
 //     error that errors.Is context.Canceled and changes nothing, or runs to
 //     completion as if the context were live. Backends may ignore ctx.
@@ -63,9 +64,16 @@ func Run(t *testing.T, open func(t *testing.T) storage.Storage) {
 		{"Revoke", revokeTests()},
 		{"Tokens", tokenTests()},
 		{"User", userTests()},
+		{"FindUsers", findUserTests()},
 		{"KeySet", keySetTests()},
 		{"Expiry", expiryTests()},
 		{"Concurrency", concurrencyTests()},
+		{"CompleteLogin", completeLoginTests()},
+		{"Revocation", revocationTests()},
+		{"Rotation", rotationTests()},
+		{"Lease", leaseTests()},
+		{"Count", countTests()},
+		{"Sweep", sweepTests()},
 		{"Storage", storageTests()},
 	}
 	for _, g := range groups {

@@ -97,7 +97,7 @@ type ClientConfig struct {
 	ClientID     string // the app's Client ID (AppKey)
 	ClientSecret string // the app's Client Secret (AppSecret)
 	Endpoints    Endpoints
-	HTTPClient   *http.Client // nil: a client using http.DefaultTransport
+	HTTPClient   *http.Client // nil: NewHTTPClient(); share one across Clients
 	// Timeout bounds each request; a throttled call is retried for at most Timeout in
 	// all, and never past the caller's deadline. 0: DefaultTimeout.
 	Timeout time.Duration
@@ -142,7 +142,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		now:          cfg.Now,
 	}
 	if c.http == nil {
-		c.http = &http.Client{}
+		c.http = NewHTTPClient()
 	}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout

@@ -64,9 +64,12 @@ type Config struct {
 	Groups string
 	// DirectoryCacheTTL is how long department names are kept; 0: DefaultDirectoryCacheTTL.
 	DirectoryCacheTTL time.Duration
-	HTTPClient        *http.Client  // nil: a client using http.DefaultTransport
-	Timeout           time.Duration // per DingTalk call; 0: DefaultTimeout
-	Metrics           *Metrics      // nil: calls are not counted
+	// HTTPClient makes the DingTalk calls; share one (NewHTTPClient) across
+	// connectors. nil: the connector makes its own with NewHTTPClient.
+	HTTPClient *http.Client
+
+	Timeout time.Duration // per DingTalk call; 0: DefaultTimeout
+	Metrics *Metrics      // nil: calls are not counted
 	// Now is the clock for SNS signatures, the app token's expiry and the directory
 	// cache; nil: time.Now.
 	Now func() time.Time
@@ -90,7 +93,10 @@ type Connector struct {
 	jsapi             string
 }
 
-var _ upstream.InAppConnector = (*Connector)(nil)
+var (
+	_ upstream.InAppConnector    = (*Connector)(nil)
+	_ upstream.MembershipChecker = (*Connector)(nil)
+)
 
 // New checks cfg; its errors name the field at fault.
 func New(cfg Config) (*Connector, error) {
@@ -139,11 +145,15 @@ func New(cfg Config) (*Connector, error) {
 		return nil, fmt.Errorf("dingtalk config: DirectoryCacheTTL %s is negative", cfg.DirectoryCacheTTL)
 	}
 
+	httpClient := cfg.HTTPClient
+	if httpClient == nil {
+		httpClient = NewHTTPClient() // one pool for the login and the corp app
+	}
 	clientConfig := ClientConfig{
 		ClientID:     cfg.ClientID,
 		ClientSecret: cfg.ClientSecret,
 		Endpoints:    cfg.Endpoints,
-		HTTPClient:   cfg.HTTPClient,
+		HTTPClient:   httpClient,
 		Timeout:      cfg.Timeout,
 		Metrics:      cfg.Metrics,
 		Now:          cfg.Now,
@@ -284,10 +294,46 @@ func (c *Connector) member(ctx context.Context, id upstream.Identity, user Direc
 	id.Title = user.Title
 	id.JobNumber = user.JobNumber
 	id.OrgEmail = user.OrgEmail
+	id.DirectoryEmail = user.Email
 	id.Groups = groups
 	id.Nick = cmp.Or(id.Nick, user.Name)
 	id.AvatarURL = cmp.Or(id.AvatarURL, user.AvatarURL)
 	id.Email = cmp.Or(id.Email, user.Email)
 	id.Phone = cmp.Or(id.Phone, phoneE164(user.Mobile, user.StateCode))
 	return id, nil
+}
+
+// RequiresMembership reports whether the connector admits only CorpID's members.
+func (c *Connector) RequiresMembership() bool { return c.requireMembership }
+
+// CheckMembership asks CorpID's directory again whether the person is an active
+// member (topapi/user/getbyunionid, then topapi/v2/user/get): the same rule as
+// at login. A person it no longer lists, or lists as inactive, gives a
+// *upstream.PolicyError; DingTalk failing gives its error (upstream.ErrUnavailable
+// when busy).
+func (c *Connector) CheckMembership(ctx context.Context, unionID string) error {
+	if c.dir == nil {
+		return errors.New("dingtalk membership check: the connector has no CorpID")
+	}
+	if unionID == "" {
+		return errors.New("dingtalk membership check: empty unionid")
+	}
+	userID, err := c.corp.UserIDByUnionID(ctx, unionID)
+	if errors.Is(err, ErrNotInDirectory) {
+		return &upstream.PolicyError{Reason: upstream.NotMember, Allowed: []string{c.corpID}}
+	}
+	if err != nil {
+		return fmt.Errorf("read dingtalk directory: %w", err)
+	}
+	user, err := c.corp.DirectoryUser(ctx, userID)
+	if errors.Is(err, ErrNotInDirectory) {
+		return &upstream.PolicyError{Reason: upstream.NotMember, Allowed: []string{c.corpID}}
+	}
+	if err != nil {
+		return fmt.Errorf("read dingtalk directory: %w", err)
+	}
+	if !user.Active {
+		return &upstream.PolicyError{Reason: upstream.Inactive, CorpID: c.corpID, Allowed: []string{c.corpID}}
+	}
+	return nil
 }

@@ -74,7 +74,7 @@ func newEnv(t *testing.T, fakeCfg dingtalktest.Config, adjust ...func(*dingtalk.
 	}
 	fake := dingtalktest.NewServer(fakeCfg)
 	t.Cleanup(fake.Close)
-	wire := &wireRecorder{next: http.DefaultTransport}
+	wire := &wireRecorder{next: dingtalk.NewHTTPClient().Transport} // the transport serve uses
 	cfg := dingtalk.Config{ClientID: testClientID, ClientSecret: testSecret, Endpoints: fake.Endpoints(),
 		HTTPClient: &http.Client{Transport: wire}}
 	for _, f := range adjust {
@@ -465,7 +465,13 @@ func TestUpstreamFailures(t *testing.T) {
 			r := e.login(zhangsan().UnionID)
 			e.fake.Fail(tt.api, tt.failure)
 			// Throttling lasts (Times 0): the deadline ends the retries early.
-			ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+			// The other answers are not retried, so they get time to be read
+			// (a 1.5 MB body under -race on a busy machine can take 400 ms).
+			deadline := 400 * time.Millisecond
+			if tt.want == nil {
+				deadline = 10 * time.Second
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
 			defer cancel()
 			_, err := e.conn.HandleCallback(ctx, r)
 			e.noLeak(err)

@@ -25,7 +25,7 @@ func TestOAuth2LoginReadsTheDirectory(t *testing.T) {
 		UnionID: zhangsan().UnionID, OpenID: zhangsan().OpenID, UserID: "zhangsan", CorpID: dingtalktest.DemoCorpID,
 		Nick: "张三", Email: "zhangsan@example.com",
 		Title: "后端工程师", JobNumber: "A0001", OrgEmail: "zhangsan@corp.example.com",
-		Groups: []string{"后端组"}, Method: upstream.MethodOAuth2,
+		DirectoryEmail: "zhangsan@example.com", Groups: []string{"后端组"}, Method: upstream.MethodOAuth2,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("identity = %+v\nwant       %+v", got, want)
@@ -320,5 +320,39 @@ func TestTransportErrorsLeakNoTokenOrSecret(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The re-check after login asks the same directory the login did: a member is
+// confirmed, a member who left or is inactive is a PolicyError saying which,
+// and a busy DingTalk is an error that is not one (the server keeps its last answer).
+func TestCheckMembership(t *testing.T) {
+	users := dingtalktest.DemoUsers()
+	users[1].Inactive = true // 李四
+	e := newEnv(t, dingtalktest.Config{Users: users}, inCorp, func(c *dingtalk.Config) { c.RequireMembership = true })
+	if !e.conn.RequiresMembership() {
+		t.Fatal("RequiresMembership() = false with RequireMembership set")
+	}
+	if err := e.conn.CheckMembership(context.Background(), zhangsan().UnionID); err != nil {
+		t.Errorf("a member: %v", err)
+	}
+	reasonOf := func(err error) upstream.PolicyReason {
+		var pe *upstream.PolicyError
+		if !errors.As(err, &pe) || !errors.Is(err, upstream.ErrNotAllowed) {
+			t.Fatalf("error %v is not a PolicyError matching ErrNotAllowed", err)
+		}
+		return pe.Reason
+	}
+	if r := reasonOf(e.conn.CheckMembership(context.Background(), lisi().UnionID)); r != upstream.Inactive {
+		t.Errorf("an inactive member: reason %s, want %s", r, upstream.Inactive)
+	}
+	e.fake.RemoveMember(zhangsan().UnionID)
+	if r := reasonOf(e.conn.CheckMembership(context.Background(), zhangsan().UnionID)); r != upstream.NotMember {
+		t.Errorf("a member removed from the directory: reason %s, want %s", r, upstream.NotMember)
+	}
+	e.fake.Fail(dingtalktest.APIGetByUnionID, dingtalktest.Failure{ErrCode: -1})
+	err := e.conn.CheckMembership(context.Background(), users[0].UnionID)
+	if err == nil || errors.Is(err, upstream.ErrNotAllowed) || !errors.Is(err, upstream.ErrUnavailable) {
+		t.Errorf("DingTalk busy: %v, want ErrUnavailable and not ErrNotAllowed", err)
 	}
 }

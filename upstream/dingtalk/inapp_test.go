@@ -94,7 +94,7 @@ func TestInAppLoginReturnsTheIdentity(t *testing.T) {
 		UnionID: lisi().UnionID, UserID: "lisi", CorpID: dingtalktest.DemoCorpID, Nick: "李四",
 		Email: "lisi@example.com", Phone: "+8613800138000",
 		Title: "产品经理", JobNumber: "A0002", OrgEmail: "lisi@corp.example.com",
-		Groups: []string{"研发部", "市场部"}, Method: upstream.MethodInApp,
+		DirectoryEmail: "lisi@example.com", Groups: []string{"研发部", "市场部"}, Method: upstream.MethodInApp,
 	} // and no OpenID: the in-app flow gives none
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("identity = %+v\nwant       %+v", got, want)

@@ -81,7 +81,7 @@ func TestSNSLoginReadsTheDirectory(t *testing.T) {
 		UnionID: zhangsan().UnionID, OpenID: zhangsan().OpenID, UserID: "zhangsan", CorpID: dingtalktest.DemoCorpID,
 		Nick: "张三", Email: "zhangsan@example.com", // the directory fills what the legacy login lacks
 		Title: "后端工程师", JobNumber: "A0001", OrgEmail: "zhangsan@corp.example.com",
-		Groups: []string{"后端组"}, Method: upstream.MethodSNS,
+		DirectoryEmail: "zhangsan@example.com", Groups: []string{"后端组"}, Method: upstream.MethodSNS,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("identity = %+v\nwant       %+v", got, want)

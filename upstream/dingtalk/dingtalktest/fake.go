@@ -176,7 +176,8 @@ type Fake struct {
 	autoDeny    bool
 	failures    map[string]*Failure
 	calls       map[string]int
-	jsapi       JSAPI // the DingTalk client the served script stands for
+	jsapi       JSAPI           // the DingTalk client the served script stands for
+	left        map[string]bool // unionID → removed from their organisation's directory
 }
 
 // grant is what a code or token stands for. An app token has no unionID; an in-app
@@ -208,6 +209,7 @@ func New(cfg Config) *Fake {
 		appLifetime:  cfg.AppTokenLifetime,
 		failures:     map[string]*Failure{},
 		calls:        map[string]int{},
+		left:         map[string]bool{},
 	}
 	for _, app := range cfg.Apps {
 		f.apps[app.ClientID] = app
@@ -376,13 +378,37 @@ func (f *Fake) Close() {
 	f.closeOnce.Do(func() { close(f.closed) })
 }
 
+// user returns the person as DingTalk knows them now: after RemoveMember, no
+// longer in their organisation's directory.
 func (f *Fake) user(unionID string) (User, bool) {
 	for _, u := range f.users {
 		if u.UnionID == unionID {
-			return u, true
+			return f.current(u), true
 		}
 	}
 	return User{}, false
+}
+
+func (f *Fake) current(u User) User {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.left[u.UnionID] {
+		u.UserID, u.DeptIDs, u.Title, u.JobNumber, u.OrgEmail = "", nil, "", "", ""
+	}
+	return u
+}
+
+// RemoveMember takes the person out of their organisation's directory, as when
+// they leave the company: their DingTalk account stays and still logs in, but
+// topapi no longer finds them (60121) and no in-app code is issued for them.
+// It panics on an unknown unionID: a test asking for one has a bug.
+func (f *Fake) RemoveMember(unionID string) {
+	if _, ok := f.user(unionID); !ok {
+		panic(fmt.Sprintf("dingtalktest: RemoveMember: no user with unionId %q", unionID))
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.left[unionID] = true
 }
 
 // newSecret makes codes and tokens: 26 random base32 characters.

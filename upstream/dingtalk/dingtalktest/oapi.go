@@ -276,7 +276,7 @@ func (f *Fake) userGet(w http.ResponseWriter, corpID string, params map[string]s
 	var u User
 	var found bool
 	for _, candidate := range f.users {
-		if candidate.member(corpID) && candidate.UserID == userID {
+		if candidate = f.current(candidate); candidate.member(corpID) && candidate.UserID == userID {
 			u, found = candidate, true
 			break
 		}

@@ -1,0 +1,43 @@
+package op_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dingbridge/dingbridge/storage"
+)
+
+// A storage holding as many logins in progress as it may (storage.ErrCapacity)
+// makes /authorize answer the client temporarily_unavailable, so it can retry.
+func TestAuthorizeAtCapacityIsTemporarilyUnavailable(t *testing.T) {
+	e := newEnv(t, envOptions{limits: storage.Limits{AuthRequests: 1}})
+	party := e.relyingParty(rpClientID, rpSecret, rpRedirectURI)
+	// The first login stops at the client with its code unexchanged: its auth
+	// request stays until the exchange.
+	if q := newBrowser(t).loginAt(e.authorizeURL(party, &loginAttempt{})); q.Get("code") == "" {
+		t.Fatalf("first login: %v", q)
+	}
+	a := &loginAttempt{}
+	q := newBrowser(t).loginAt(e.authorizeURL(party, a))
+	if q.Get("error") != "temporarily_unavailable" || q.Get("state") != a.state {
+		t.Fatalf("second login at capacity: %v, want temporarily_unavailable with its state", q)
+	}
+}
+
+// Upstream states at capacity: the person sees a 503 page asking them to wait.
+func TestLoginAtCapacityShowsBusyPage(t *testing.T) {
+	e := newEnv(t, envOptions{limits: storage.Limits{UpstreamStates: 1}})
+	party := e.relyingParty(rpClientID, rpSecret, rpRedirectURI)
+	err := e.store.CreateUpstreamState(context.Background(), storage.UpstreamState{
+		ID: "someone-else-at-dingtalk", AuthRequestID: "x", ConnectorID: "dingtalk", Expiry: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := newBrowser(t).visit(e.authorizeURL(party, &loginAttempt{}))
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "busy") || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("status %d (Retry-After %q), want 503 busy page:\n%s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+}
