@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -232,6 +233,31 @@ func TestBrowserFlows(t *testing.T) {
 		tb.waitText(pageWords["zh-CN"].consent)
 		tb.lang = "zh-CN" // what the page must say now
 		tb.page("consent-ui-locales")
+	})
+
+	t.Run("dev: the root leads to the demo app, which survives a reload and says it logged out", func(t *testing.T) {
+		t.Setenv("TMPDIR", t.TempDir()) // where dev keeps its throwaway database
+		dev := start(t, nil, "dev", "--listen", "127.0.0.1:0", "--dingtalk-listen", "127.0.0.1:0")
+		m := regexp.MustCompile(`Issuer:\s+(http://127\.0\.0\.1:\d+)`).FindStringSubmatch(dev.waitOutput(t, "Fake DingTalk:"))
+		if m == nil {
+			t.Fatalf("no issuer in the banner:\n%s", dev.stdout)
+		}
+		tb := browser.newTab(t, m[1]+"/demo", "en", "")
+		tb.open(m[1] + "/")
+		tb.waitText("An ordinary OpenID Connect web app")
+		tb.page("demo-start")
+		tb.click(`a.button`)
+		tb.pickAtDingTalk(zhang.UnionID)
+		tb.waitText("Logged in")
+		tb.page("demo-claims")
+		tb.do("reload", chromedp.Reload()) // F5 on the claims page
+		tb.waitText(zhang.UnionID)
+		tb.click(`a[href*="end_session"]`)
+		tb.waitText("You have logged out")
+		tb.page("demo-logged-out")
+		if code := dev.stop(t); code != 0 {
+			t.Errorf("dev exited %d", code)
+		}
 	})
 
 	several := startSeveralConnectorsSite(t)
