@@ -49,6 +49,8 @@ type Config struct {
 	// AdminSocket is the unix socket the admin CLI talks to while the server runs
 	// (bbolt lets one process open the file). Default "<storage.path>.sock" for bolt.
 	AdminSocket string `yaml:"adminSocket"`
+	// Branding is what the embedded login page shows of the company.
+	Branding Branding `yaml:"branding"`
 	// Registration is "open" (default: anyone DingTalk vouches for may log in,
 	// and gets a user record) or "closed" (only people with a user record:
 	// provisioned with `dingbridge users add/import`, or from an earlier login).
@@ -112,6 +114,10 @@ type Connector struct {
 	Endpoints Endpoints `yaml:"endpoints"`
 	// Timeout bounds each DingTalk call. Default 10s, at most 60s.
 	Timeout Duration `yaml:"timeout"`
+	// LoginPage is "redirect" (default: the person goes to DingTalk's login page)
+	// or "embedded" (dingbridge's own page, with branding, runs DingTalk's QR login
+	// in a frame; DingTalk's page stays a link underneath).
+	LoginPage string `yaml:"loginPage"`
 }
 
 // Endpoints are DingTalk's base URLs, without a trailing slash. They are
@@ -122,6 +128,16 @@ type Endpoints struct {
 	OAPI  string `yaml:"oapi"`  // default https://oapi.dingtalk.com
 	// JSAPI is DingTalk's JavaScript API, loaded by the in-app login page.
 	JSAPI string `yaml:"jsapi"` // default https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js
+	// FrameLogin and SNSFrameLogin are DingTalk's scripts that embed the QR login
+	// in our page (loginPage: embedded): DTFrameLogin for oauth2, DDLogin for sns.
+	FrameLogin    string `yaml:"frameLogin"`    // default https://g.alicdn.com/dingding/h5-dingtalk-login/0.21.0/ddlogin.js
+	SNSFrameLogin string `yaml:"snsFrameLogin"` // default https://g.alicdn.com/dingding/dinglogin/0.0.5/ddLogin.js
+}
+
+// Branding is the company's name and logo on the embedded login page.
+type Branding struct {
+	Title   string `yaml:"title"`
+	LogoURL string `yaml:"logoURL"` // https (http only on loopback)
 }
 
 // Claims says how a DingTalk identity becomes token claims.

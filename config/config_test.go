@@ -87,13 +87,16 @@ func TestMinimalConfigGetsAllDefaults(t *testing.T) {
 			ClientSecret: "app-secret",
 			Scope:        "openid",
 			Endpoints: Endpoints{
-				Login: "https://login.dingtalk.com",
-				API:   "https://api.dingtalk.com",
-				OAPI:  "https://oapi.dingtalk.com",
-				JSAPI: "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js",
+				Login:         "https://login.dingtalk.com",
+				API:           "https://api.dingtalk.com",
+				OAPI:          "https://oapi.dingtalk.com",
+				JSAPI:         "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js",
+				FrameLogin:    "https://g.alicdn.com/dingding/h5-dingtalk-login/0.21.0/ddlogin.js",
+				SNSFrameLogin: "https://g.alicdn.com/dingding/dinglogin/0.0.5/ddLogin.js",
 			},
 			Timeout:           Duration(10 * time.Second),
 			DirectoryCacheTTL: Duration(10 * time.Minute),
+			LoginPage:         "redirect",
 		}},
 		Claims: Claims{Subject: "unionid", EmailVerified: false, Groups: "name", PreferredUsername: "pinyin"},
 		Expiry: Expiry{
@@ -156,7 +159,8 @@ logging: {level: debug, format: json}
 		t.Errorf("connector = %+v", k)
 	}
 	wantEndpoints := Endpoints{Login: "http://127.0.0.1:9000", API: "http://127.0.0.1:9000/api", OAPI: "http://127.0.0.1:9000/oapi",
-		JSAPI: "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js"}
+		JSAPI:      "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js",
+		FrameLogin: "https://g.alicdn.com/dingding/h5-dingtalk-login/0.21.0/ddlogin.js", SNSFrameLogin: "https://g.alicdn.com/dingding/dinglogin/0.0.5/ddLogin.js"}
 	if k.Endpoints != wantEndpoints {
 		t.Errorf("Endpoints = %+v, want %+v (trailing slashes stripped)", k.Endpoints, wantEndpoints)
 	}
@@ -442,6 +446,8 @@ func TestValidation(t *testing.T) {
 		{"groups format", minimal + "claims: {groups: names}\n", `claims.groups "names" is unknown: use name (the default), id or path`},
 		{"preferred username", minimal + "claims: {preferredUsername: email}\n", `claims.preferredUsername "email" is unknown: use pinyin (the default; 张三 → zhangsan), nick, userid or email-local`},
 		// who may log in
+		{"login page", withConnector("    loginPage: frame\n"), `connectors[0].loginPage "frame" is unknown: use redirect (the default: DingTalk's own page) or embedded`},
+		{"branding logo", minimal + "branding: {logoURL: http://cdn.example.com/logo.png}\n", `branding.logoURL "http://cdn.example.com/logo.png" is not an https URL`},
 		{"registration", minimal + "registration: invite\n", `registration "invite" is unknown: use open (the default: anyone DingTalk vouches for) or closed`},
 		{"membership grace shorter than the recheck", minimal + "membershipRecheck: 1h\nmembershipGrace: 30m\n",
 			"membershipGrace 30m0s is shorter than membershipRecheck 1h0m0s"},
@@ -581,7 +587,7 @@ logging: {level: info, fromat: json}
 `, nil)
 	for _, want := range []string{
 		"line 7: connectors[0].clientSecert is not a known key; did you mean clientSecret?",
-		"line 8: connectors[0].colour is not a known key; the keys here are allowedCorpIDs, clientID, clientSecret, clientSecretFile, corpAppKey, corpAppSecret, corpAppSecretFile, corpID, directoryCacheTTL, endpoints, id, mode, name, requireMembership, scope, timeout, type",
+		"line 8: connectors[0].colour is not a known key; the keys here are allowedCorpIDs, clientID, clientSecret, clientSecretFile, corpAppKey, corpAppSecret, corpAppSecretFile, corpID, directoryCacheTTL, endpoints, id, loginPage, mode, name, requireMembership, scope, timeout, type",
 		"line 9: logging.fromat is not a known key; did you mean format?",
 	} {
 		if !strings.Contains(got, want) {

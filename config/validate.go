@@ -24,9 +24,12 @@ const (
 	defaultAPIURL        = "https://api.dingtalk.com"
 	defaultOAPIURL       = "https://oapi.dingtalk.com"
 	defaultJSAPIURL      = "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js"
-	defaultTimeout       = 10 * time.Second
-	maxTimeout           = 60 * time.Second
-	maxAuthCode          = 10 * time.Minute
+	// DingTalk's scripts that embed the QR login (loginPage: embedded).
+	defaultFrameLoginURL    = "https://g.alicdn.com/dingding/h5-dingtalk-login/0.21.0/ddlogin.js"
+	defaultSNSFrameLoginURL = "https://g.alicdn.com/dingding/dinglogin/0.0.5/ddLogin.js"
+	defaultTimeout          = 10 * time.Second
+	maxTimeout              = 60 * time.Second
+	maxAuthCode             = 10 * time.Minute
 	// A unix socket path must fit sockaddr_un.sun_path (108 bytes on Linux,
 	// 104 on BSDs and macOS) with its terminating NUL.
 	maxSocketPath = 103
@@ -73,6 +76,12 @@ func (l *loader) validate(c *Config) {
 	setDefault(&c.Claims.PreferredUsername, "pinyin")
 	if !oneOf(c.Claims.PreferredUsername, "pinyin", "nick", "userid", "email-local") {
 		l.add("claims.preferredUsername", "claims.preferredUsername %q is unknown: use pinyin (the default; 张三 → zhangsan), nick, userid or email-local", c.Claims.PreferredUsername)
+	}
+	if c.Branding.LogoURL != "" {
+		u, err := url.Parse(c.Branding.LogoURL)
+		if err != nil || u.Host == "" || !(u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname())) {
+			l.add("branding.logoURL", "branding.logoURL %q is not an https URL: write it like https://static.example.com/logo.png", c.Branding.LogoURL)
+		}
 	}
 	setDefault(&c.Registration, "open")
 	if !oneOf(c.Registration, "open", "closed") {
@@ -238,6 +247,8 @@ func (l *loader) connector(c *Connector, key string, seen map[string]bool) {
 		{"api", defaultAPIURL, &c.Endpoints.API},
 		{"oapi", defaultOAPIURL, &c.Endpoints.OAPI},
 		{"jsapi", defaultJSAPIURL, &c.Endpoints.JSAPI},
+		{"frameLogin", defaultFrameLoginURL, &c.Endpoints.FrameLogin},
+		{"snsFrameLogin", defaultSNSFrameLoginURL, &c.Endpoints.SNSFrameLogin},
 	} {
 		setDefault(e.value, e.def)
 		*e.value = strings.TrimSuffix(*e.value, "/")
@@ -247,6 +258,10 @@ func (l *loader) connector(c *Connector, key string, seen map[string]bool) {
 		}
 	}
 
+	setDefault(&c.LoginPage, "redirect")
+	if !oneOf(c.LoginPage, "redirect", "embedded") {
+		l.add(key+".loginPage", "%s.loginPage %q is unknown: use redirect (the default: DingTalk's own page) or embedded (DingTalk's QR code in dingbridge's page)", key, c.LoginPage)
+	}
 	if !l.given[key+".timeout"] {
 		c.Timeout = Duration(defaultTimeout)
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkLogin measures whole logins over loopback HTTP: authorize → login →
-// fake DingTalk (approving at once) → callback → authorize/callback → code →
+// fake DingTalk (approving at once) → callback (which issues the code) →
 // token endpoint (client_secret_basic, PKCE, RS256 id_token) with the RP library
 // verifying the id_token. Each login is a new person, so no SSO session helps.
 // Client, provider and fake share the machine, so the figure is a floor.
@@ -22,7 +22,7 @@ func BenchmarkLogin(b *testing.B) { benchmarkLogins(b, true, jose.RS256) }
 func BenchmarkLoginES256(b *testing.B) { benchmarkLogins(b, true, jose.ES256) }
 
 // BenchmarkSSOLogin measures logins that ride an existing SSO session: authorize →
-// login (session found) → authorize/callback → code → token. No DingTalk.
+// login (session found, issues the code) → token. No DingTalk.
 func BenchmarkSSOLogin(b *testing.B) { benchmarkLogins(b, false, jose.RS256) }
 
 func benchmarkLogins(b *testing.B, newPersonEachTime bool, alg jose.SignatureAlgorithm) {

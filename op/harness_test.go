@@ -83,6 +83,9 @@ type envOptions struct {
 	limits storage.Limits
 	// registration says who may log in without a user record.
 	registration op.Registration
+	// embedded runs the first connector's login in our own page, with branding.
+	embedded bool
+	branding op.Branding
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -134,7 +137,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
-	connectors := []op.Connector{{ID: "dingtalk", Name: "钉钉"}}
+	connectors := []op.Connector{{ID: "dingtalk", Name: "钉钉", Embedded: opts.embedded}}
 	if opts.twoConnectors {
 		connectors = append(connectors, op.Connector{ID: "second-org", Name: "Second org"})
 	}
@@ -174,6 +177,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		RateLimit:    opts.rateLimit,
 		Claims:       opts.claims,
 		Registration: opts.registration,
+		Branding:     opts.branding,
 		Logger:       logger,
 	})
 	if err != nil {

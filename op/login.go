@@ -85,6 +85,15 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if em, ok := conn.Connector.(upstream.EmbeddedConnector); ok && conn.Embedded {
+		login, err := em.EmbeddedLogin(state, p.issuer+"/callback/"+conn.ID)
+		if err != nil {
+			p.serverError(w, r, "build embedded login", err)
+			return
+		}
+		p.renderEmbedded(w, r, a, login, target)
+		return
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusFound)
 }
@@ -199,9 +208,11 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request, a storage.Au
 		p.completeDevice(w, r, a, sess)
 		return
 	}
+	var done storage.AuthRequest
 	err := p.store.UpdateAuthRequest(r.Context(), a.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
 		a.Done, a.Subject, a.AuthTime, a.AMR = true, sess.Subject, sess.AuthTime, sess.AMR
 		a.ConnectorID, a.SessionID, a.ConsentPending = sess.ConnectorID, sess.ID, false
+		done = a
 		return a, nil
 	})
 	if errors.Is(err, storage.ErrNotFound) {
@@ -212,7 +223,11 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request, a storage.Au
 		p.serverError(w, r, "complete auth request", err)
 		return
 	}
-	http.Redirect(w, r, p.authCallbackURL(a.ID), http.StatusFound)
+	// zitadel issues the code and redirects to the client here, as its
+	// /authorize/callback would: the browser is spared that extra hop, and the
+	// provider a request that only reloads the auth request just written.
+	r = r.WithContext(zop.ContextWithIssuer(r.Context(), p.issuer))
+	zop.AuthResponse(&authRequest{AuthRequest: done}, p.oidc, w, r)
 }
 
 // pendingAuthRequest loads the auth request a login step works for; when it is

@@ -40,6 +40,8 @@ type Config struct {
 	RateLimit     RateLimit
 	Registration  Registration
 	Membership    Membership
+	// Branding is shown on embedded login pages.
+	Branding Branding
 
 	// Logger gets structured logs; nil discards them.
 	Logger *slog.Logger
@@ -52,6 +54,9 @@ type Connector struct {
 	ID        string // in URLs: /callback/<ID>
 	Name      string // shown on the chooser page
 	Connector upstream.Connector
+	// Embedded: the login runs in our own page (upstream.EmbeddedConnector)
+	// instead of a redirect to the upstream's.
+	Embedded bool
 }
 
 // ClaimsPolicy says how DingTalk identities become claims.
@@ -127,6 +132,7 @@ type Provider struct {
 	claims     ClaimsPolicy
 	lifetimes  Lifetimes
 	register   Registration
+	branding   Branding
 	membership *membershipChecks
 	limiter    *ipLimiter
 	formKey    []byte // signs form tokens (forms.go)
@@ -190,7 +196,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if p.claims.PreferredUsername == "" {
 		p.claims.PreferredUsername = UsernamePinyin
 	}
-	p.register = cfg.Registration
+	p.register, p.branding = cfg.Registration, cfg.Branding
 	p.membership = newMembershipChecks(cfg.Membership)
 	p.clients = newClients(cfg.StaticClients, cfg.Storage, p.lifetimes, func(id string) string {
 		return p.issuerPath + "/login?authRequestID=" + url.QueryEscape(id)
@@ -309,11 +315,6 @@ func (n *notFoundWriter) Write(b []byte) (int, error) {
 func (n *notFoundWriter) Unwrap() http.ResponseWriter { return n.ResponseWriter }
 
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.handler.ServeHTTP(w, r) }
-
-// authCallbackURL is where the login step hands a finished auth request back to zitadel.
-func (p *Provider) authCallbackURL(authRequestID string) string {
-	return p.oidc.AuthorizationEndpoint().Absolute(p.issuer) + "/callback?id=" + url.QueryEscape(authRequestID)
-}
 
 func (p *Provider) connector(id string) (Connector, bool) {
 	for _, c := range p.connectors {

@@ -70,6 +70,37 @@ type InAppConnector interface {
 	HandleInAppCode(ctx context.Context, code string) (Identity, error)
 }
 
+// EmbeddedConnector is a Connector whose login page can run inside a page of the
+// server's own (DingTalk's QR code in a frame), so the person stays on it.
+type EmbeddedConnector interface {
+	Connector
+	// EmbeddedLogin is what the page needs to run the login for state, which the
+	// upstream brings back to callbackURL as LoginURL's login does.
+	EmbeddedLogin(state, callbackURL string) (EmbeddedLogin, error)
+}
+
+// Kinds of EmbeddedLogin.
+const (
+	// EmbedOAuth2: today's login in DingTalk's frame (window.DTFrameLogin); the
+	// frame hands the page an authCode and state for callbackURL.
+	EmbedOAuth2 = "oauth2"
+	// EmbedSNS: the legacy login's frame (DDLogin with goto); it posts a
+	// loginTmpCode, and the page goes to Goto with &loginTmpCode= appended.
+	EmbedSNS = "sns"
+)
+
+// EmbeddedLogin describes one embedded login.
+type EmbeddedLogin struct {
+	Kind      string // EmbedOAuth2 or EmbedSNS
+	ScriptURL string // the upstream's script that draws the frame
+	// FrameOrigin is where the frame and its messages come from (scheme://host).
+	FrameOrigin string
+	// EmbedOAuth2: the login parameters the script takes.
+	ClientID, Scope, CorpID, State, CallbackURL string
+	// EmbedSNS: the login page the frame continues at.
+	Goto string
+}
+
 // MembershipChecker is a Connector that admits only members of an organisation
 // and can ask again, after the login, whether a person still is one: people who
 // leave the organisation lose their sessions and refresh tokens.

@@ -484,3 +484,59 @@ func TestUsersSyncReportsLeaversAndDisablesThemWithApply(t *testing.T) {
 		t.Errorf("refresh after sync --apply: %v, want invalid_grant", err)
 	}
 }
+
+// loginPage: embedded from the file: serve's page names exactly the configured
+// script and frame origins, and the frame's answer logs the person in. (The
+// browser test runs the same page in Chromium.)
+func TestServeEmbeddedLoginPageFromConfig(t *testing.T) {
+	addr := freeAddr(t)
+	issuer := "http://" + addr
+	fake := dingtalktest.NewServer(dingtalktest.Config{
+		Apps:  []dingtalktest.App{{ClientID: dtClientID, ClientSecret: dtSecret, RedirectURIs: []string{issuer + "/callback/dingtalk"}}},
+		Users: dingtalktest.DemoUsers(),
+	})
+	t.Cleanup(fake.Close)
+	cfg := strings.Replace(serveConfig(issuer, addr, filepath.Join(t.TempDir(), "dingbridge.db"), fake.URL),
+		"    endpoints: {", fmt.Sprintf("    loginPage: embedded\n    endpoints: {frameLogin: %q, ", fake.URL+dingtalktest.FrameLoginPath), 1) +
+		"branding: {title: \"示例科技 统一登录\", logoURL: \"https://static.example.com/logo.png\"}\n"
+	start(t, map[string]string{"DINGTALK_CLIENT_SECRET": dtSecret, "GRAFANA_OIDC_SECRET": rpSecret},
+		"serve", "--config", writeFile(t, "dingbridge.yaml", cfg)).waitReady(t, issuer+"/readyz")
+
+	e := &adminEnv{issuer: issuer}
+	party := e.relyingParty(t, rpClientID, rpSecret, rpRedirect)
+	b := newBrowser(t, "http://127.0.0.1:1/")
+	nonce, verifier := "n-"+rand.Text(), "v-"+rand.Text()+rand.Text()
+	resp, body := b.visit(rp.AuthURL("st-"+rand.Text(), party, rp.WithCodeChallenge(oidc.NewSHACodeChallenge(verifier)),
+		rp.AuthURLOpt(rp.WithURLParam("nonce", nonce))))
+	csp := resp.Header.Get("Content-Security-Policy")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "示例科技 统一登录") ||
+		!strings.Contains(csp, "script-src 'nonce-") || !strings.Contains(csp, " "+fake.URL+"; frame-src "+fake.URL+";") ||
+		!strings.Contains(csp, "img-src 'self' data: https://static.example.com;") {
+		t.Fatalf("embedded page: status %d, CSP %q\n%s", resp.StatusCode, csp, body)
+	}
+	attr := func(name string) string {
+		m := regexp.MustCompile(`data-` + name + `="([^"]*)"`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("page has no data-%s", name)
+		}
+		return html.UnescapeString(m[1])
+	}
+	state, callback := attr("state"), attr("callback")
+	fake.AutoApprove(dingtalktest.DemoUsers()[0].UnionID)
+	frame := url.Values{"redirect_uri": {callback}, "client_id": {attr("client-id")}, "scope": {attr("scope")},
+		"response_type": {"code"}, "state": {state}, "prompt": {"consent"}, "embed": {"1"}}
+	_, answer := newBrowser(t, "").visit(fake.URL + "/oauth2/auth?" + frame.Encode())
+	code := regexp.MustCompile(`"authCode":"([^"]+)"`).FindStringSubmatch(answer)
+	if code == nil {
+		t.Fatalf("the frame posted no authCode:\n%s", answer)
+	}
+	q := b.loginAt(callback + "?authCode=" + url.QueryEscape(code[1]) + "&state=" + url.QueryEscape(state))
+	ctx := context.WithValue(context.Background(), nonceKey{}, nonce)
+	tokens, err := rp.CodeExchange[*oidc.IDTokenClaims](ctx, q.Get("code"), party, rp.WithCodeVerifier(verifier))
+	if err != nil {
+		t.Fatalf("code exchange: %v", err)
+	}
+	if tokens.IDTokenClaims.Subject != dingtalktest.DemoUsers()[0].UnionID {
+		t.Errorf("sub %q", tokens.IDTokenClaims.Subject)
+	}
+}

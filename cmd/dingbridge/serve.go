@@ -161,12 +161,13 @@ func newConnectors(cfg *config.Config) ([]op.Connector, error) {
 			HTTPClient:        httpClient,
 			Endpoints: dingtalk.Endpoints{
 				Login: c.Endpoints.Login, API: c.Endpoints.API, OAPI: c.Endpoints.OAPI, JSAPI: c.Endpoints.JSAPI,
+				FrameLogin: c.Endpoints.FrameLogin, SNSFrameLogin: c.Endpoints.SNSFrameLogin,
 			},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("connectors: %s: %w", c.ID, err)
 		}
-		connectors = append(connectors, op.Connector{ID: c.ID, Name: c.Name, Connector: conn})
+		connectors = append(connectors, op.Connector{ID: c.ID, Name: c.Name, Connector: conn, Embedded: c.LoginPage == "embedded"})
 	}
 	return connectors, nil
 }
@@ -200,6 +201,7 @@ func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage,
 		},
 		RateLimit:    rateLimit(cfg),
 		Registration: op.Registration{Closed: cfg.Registration == "closed", Contact: cfg.RegistrationContact},
+		Branding:     op.Branding{Title: cfg.Branding.Title, LogoURL: cfg.Branding.LogoURL},
 		Membership:   op.Membership{Recheck: time.Duration(cfg.MembershipRecheck), Grace: time.Duration(cfg.MembershipGrace)},
 		Logger:       logger,
 	})

@@ -38,6 +38,10 @@ const (
 	DefaultOAPIURL  = "https://oapi.dingtalk.com"
 	// DefaultJSAPIURL is DingTalk's JavaScript API, which the in-app login page loads.
 	DefaultJSAPIURL = "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js"
+	// DefaultFrameLoginURL is DingTalk's script that embeds today's QR login in a
+	// page (window.DTFrameLogin); DefaultSNSFrameLoginURL the legacy one (DDLogin).
+	DefaultFrameLoginURL    = "https://g.alicdn.com/dingding/h5-dingtalk-login/0.21.0/ddlogin.js"
+	DefaultSNSFrameLoginURL = "https://g.alicdn.com/dingding/dinglogin/0.0.5/ddLogin.js"
 	// DefaultTimeout bounds each DingTalk call, from sending the request to reading the answer.
 	DefaultTimeout = 10 * time.Second
 )
@@ -54,6 +58,9 @@ type Endpoints struct {
 	// JSAPI is the URL of DingTalk's JavaScript API script for the in-app login page
 	// (a file, not a base URL): DefaultJSAPIURL.
 	JSAPI string
+	// FrameLogin and SNSFrameLogin are the scripts that embed the QR login in a
+	// page of ours (files): DefaultFrameLoginURL, DefaultSNSFrameLoginURL.
+	FrameLogin, SNSFrameLogin string
 }
 
 func (e Endpoints) withDefaults() (Endpoints, error) {
@@ -72,10 +79,16 @@ func (e Endpoints) withDefaults() (Endpoints, error) {
 			return Endpoints{}, fmt.Errorf("dingtalk config: Endpoints.%s: %w", f.name, err)
 		}
 	}
-	if e.JSAPI == "" {
-		e.JSAPI = DefaultJSAPIURL
-	} else if u, err := url.Parse(e.JSAPI); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return Endpoints{}, fmt.Errorf("dingtalk config: Endpoints.JSAPI: %q is not an absolute http(s) URL", e.JSAPI)
+	for _, f := range []struct {
+		name string
+		val  *string
+		def  string
+	}{{"JSAPI", &e.JSAPI, DefaultJSAPIURL}, {"FrameLogin", &e.FrameLogin, DefaultFrameLoginURL}, {"SNSFrameLogin", &e.SNSFrameLogin, DefaultSNSFrameLoginURL}} {
+		if *f.val == "" {
+			*f.val = f.def
+		} else if u, err := url.Parse(*f.val); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return Endpoints{}, fmt.Errorf("dingtalk config: Endpoints.%s: %q is not an absolute http(s) URL", f.name, *f.val)
+		}
 	}
 	return e, nil
 }

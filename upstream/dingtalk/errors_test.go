@@ -232,7 +232,8 @@ func TestEndpointsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Endpoints{Login: DefaultLoginURL, API: "http://127.0.0.1:8080", OAPI: DefaultOAPIURL, JSAPI: DefaultJSAPIURL}
+	want := Endpoints{Login: DefaultLoginURL, API: "http://127.0.0.1:8080", OAPI: DefaultOAPIURL, JSAPI: DefaultJSAPIURL,
+		FrameLogin: DefaultFrameLoginURL, SNSFrameLogin: DefaultSNSFrameLoginURL}
 	if got != want {
 		t.Errorf("withDefaults = %+v, want %+v", got, want)
 	}

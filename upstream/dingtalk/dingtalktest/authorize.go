@@ -33,6 +33,10 @@ type authRequest struct {
 	params      url.Values
 	sns         bool   // the legacy SNS login: the code is for sns/getuserinfo_bycode
 	path        string // where the page posts its buttons back to: the path it was shown at
+	// frame: shown inside a site's page (DTFrameLogin's embed=1): the answer is a
+	// message to the parent, not a redirect. tmpCode: the legacy frame, whose
+	// message is a loginTmpCode for sns_authorize.
+	frame, tmpCode bool
 }
 
 // problem is why an authorize request is refused, for the person reading the page.
@@ -93,6 +97,7 @@ func (f *Fake) checkAuthRequest(path string, params url.Values) (authRequest, []
 			"scope must contain openid, got " + quote(req.scope)})
 	}
 	req.wantsCorpID = slices.Contains(scopes, "corpid")
+	req.frame = params.Get("embed") == "1"
 	if params.Get("prompt") != "consent" {
 		problems = append(problems, problem{"缺少 prompt=consent", "prompt=consent is required"})
 	}
@@ -131,6 +136,13 @@ func (f *Fake) approve(w http.ResponseWriter, r *http.Request, req authRequest, 
 	}
 	code := newSecret()
 	f.mu.Lock()
+	if req.tmpCode {
+		f.loginTmpCodes[code] = g
+		f.mu.Unlock()
+		f.log.Info("fake dingtalk: legacy frame login", "client_id", g.clientID, "union_id", g.unionID)
+		f.frameAnswer(w, req, code)
+		return
+	}
 	if req.sns {
 		f.snsCodes[code] = g
 	} else {
@@ -143,12 +155,25 @@ func (f *Fake) approve(w http.ResponseWriter, r *http.Request, req authRequest, 
 		redirectBack(w, r, req, url.Values{"code": {code}})
 		return
 	}
+	if req.frame {
+		back, _ := url.Parse(req.redirectURI)
+		q := back.Query()
+		q.Set("authCode", code)
+		q.Set("state", req.state)
+		back.RawQuery = q.Encode()
+		f.frameAnswer(w, req, map[string]string{"redirectUrl": back.String(), "authCode": code, "state": req.state})
+		return
+	}
 	// The documented name is authCode; real redirects also carry code (doc §2.2).
 	redirectBack(w, r, req, url.Values{"authCode": {code}, "code": {code}})
 }
 
 func (f *Fake) deny(w http.ResponseWriter, r *http.Request, req authRequest) {
 	f.log.Info("fake dingtalk: login denied", "client_id", req.app.ClientID)
+	if req.frame || req.tmpCode {
+		f.frameAnswer(w, req, map[string]string{"errorMsg": "用户拒绝授权 / the person declined"})
+		return
+	}
 	// DingTalk documents only that an error parameter comes back, not its text.
 	redirectBack(w, r, req, url.Values{"error": {"access_denied"}})
 }

@@ -164,20 +164,22 @@ type Fake struct {
 	closeOnce    sync.Once
 	appLifetime  time.Duration // of app tokens
 
-	mu          sync.Mutex
-	codes       map[string]grant // authCode → grant
-	tokens      map[string]grant // access token → grant
-	refresh     map[string]grant // refresh token → grant
-	snsCodes    map[string]grant // SNS login code (tmp_auth_code) → grant
-	inAppCodes  map[string]grant // in-app code → grant (corpID, unionID)
-	appTokens   map[string]grant // app token → grant (clientID, corpID)
-	corps       map[string]*corp // renamed departments change here
-	autoApprove string
-	autoDeny    bool
-	failures    map[string]*Failure
-	calls       map[string]int
-	jsapi       JSAPI           // the DingTalk client the served script stands for
-	left        map[string]bool // unionID → removed from their organisation's directory
+	mu       sync.Mutex
+	codes    map[string]grant // authCode → grant
+	tokens   map[string]grant // access token → grant
+	refresh  map[string]grant // refresh token → grant
+	snsCodes map[string]grant // SNS login code (tmp_auth_code) → grant
+	// loginTmpCodes: the legacy frame's loginTmpCode → grant, spent at sns_authorize.
+	loginTmpCodes map[string]grant
+	inAppCodes    map[string]grant // in-app code → grant (corpID, unionID)
+	appTokens     map[string]grant // app token → grant (clientID, corpID)
+	corps         map[string]*corp // renamed departments change here
+	autoApprove   string
+	autoDeny      bool
+	failures      map[string]*Failure
+	calls         map[string]int
+	left          map[string]bool // unionID → removed from their organisation's directory
+	jsapi         JSAPI           // the DingTalk client the served script stands for
 }
 
 // grant is what a code or token stands for. An app token has no unionID; an in-app
@@ -192,24 +194,25 @@ type grant struct {
 // New returns a fake knowing cfg's apps and users.
 func New(cfg Config) *Fake {
 	f := &Fake{
-		apps:         make(map[string]App, len(cfg.Apps)),
-		users:        cfg.Users,
-		codeLifetime: cfg.CodeLifetime,
-		now:          cfg.Now,
-		log:          cfg.Logger,
-		pages:        parsePages(),
-		closed:       make(chan struct{}),
-		codes:        map[string]grant{},
-		tokens:       map[string]grant{},
-		refresh:      map[string]grant{},
-		snsCodes:     map[string]grant{},
-		inAppCodes:   map[string]grant{},
-		appTokens:    map[string]grant{},
-		corps:        make(map[string]*corp, len(cfg.Corps)),
-		appLifetime:  cfg.AppTokenLifetime,
-		failures:     map[string]*Failure{},
-		calls:        map[string]int{},
-		left:         map[string]bool{},
+		apps:          make(map[string]App, len(cfg.Apps)),
+		users:         cfg.Users,
+		codeLifetime:  cfg.CodeLifetime,
+		now:           cfg.Now,
+		log:           cfg.Logger,
+		pages:         parsePages(),
+		closed:        make(chan struct{}),
+		codes:         map[string]grant{},
+		tokens:        map[string]grant{},
+		refresh:       map[string]grant{},
+		snsCodes:      map[string]grant{},
+		loginTmpCodes: map[string]grant{},
+		inAppCodes:    map[string]grant{},
+		appTokens:     map[string]grant{},
+		corps:         make(map[string]*corp, len(cfg.Corps)),
+		appLifetime:   cfg.AppTokenLifetime,
+		failures:      map[string]*Failure{},
+		calls:         map[string]int{},
+		left:          map[string]bool{},
 	}
 	for _, app := range cfg.Apps {
 		f.apps[app.ClientID] = app
@@ -251,6 +254,11 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case (r.URL.Path == "/connect/qrconnect" || r.URL.Path == "/connect/oauth2/sns_authorize") &&
 		(r.Method == http.MethodGet || r.Method == http.MethodPost):
 		api, handle = APIQRConnect, f.snsAuthorize
+	case r.URL.Path == "/login/qrcode.htm" && (r.Method == http.MethodGet || r.Method == http.MethodPost):
+		api, handle = APIQRConnect, f.qrConnectFrame
+	case (r.URL.Path == FrameLoginPath || r.URL.Path == SNSFrameLoginPath) && r.Method == http.MethodGet:
+		f.frameScript(w, r)
+		return
 	case r.URL.Path == "/sns/getuserinfo_bycode" && r.Method == http.MethodPost:
 		api, handle = APISNSUserInfo, f.snsUserInfo
 	case r.URL.Path == "/gettoken" && r.Method == http.MethodGet:

@@ -21,9 +21,11 @@ func NewServer(cfg Config) *Server {
 	return &Server{Fake: fake, URL: srv.URL, srv: srv}
 }
 
-// Endpoints points every DingTalk host at this server.
+// Endpoints points every DingTalk host at this server, and the QR embedding
+// scripts at its copies of them.
 func (s *Server) Endpoints() dingtalk.Endpoints {
-	return dingtalk.Endpoints{Login: s.URL, API: s.URL, OAPI: s.URL}
+	return dingtalk.Endpoints{Login: s.URL, API: s.URL, OAPI: s.URL,
+		FrameLogin: s.URL + FrameLoginPath, SNSFrameLogin: s.URL + SNSFrameLoginPath}
 }
 
 // Close releases hanging requests, then shuts the server down and waits for

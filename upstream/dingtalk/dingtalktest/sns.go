@@ -15,7 +15,27 @@ import (
 // /connect/oauth2/sns_authorize (the account page, and the DingTalk client's): the
 // same person-picking page as /oauth2/auth, redirecting with the code as code (doc §3.1, §3.2).
 func (f *Fake) snsAuthorize(w http.ResponseWriter, r *http.Request) {
+	if tmp := r.URL.Query().Get("loginTmpCode"); tmp != "" {
+		f.snsAuthorizeTmpCode(w, r, tmp)
+		return
+	}
 	f.login(w, r, f.checkSNSRequest)
+}
+
+// snsAuthorizeTmpCode is sns_authorize with the loginTmpCode the legacy frame
+// posted: no page, the login happened in the frame; redirect with the code.
+func (f *Fake) snsAuthorizeTmpCode(w http.ResponseWriter, r *http.Request, tmp string) {
+	req, problems := f.checkSNSRequest(r.URL.Path, r.URL.Query())
+	if len(problems) > 0 {
+		f.showProblems(w, problems)
+		return
+	}
+	g, found := f.take(f.loginTmpCodes, tmp)
+	if !found || g.clientID != req.app.ClientID || !f.now().Before(g.expires) {
+		f.showProblems(w, []problem{{"loginTmpCode 无效或已使用", "loginTmpCode is unknown, used or expired"}})
+		return
+	}
+	f.approve(w, r, req, g.unionID)
 }
 
 func (f *Fake) checkSNSRequest(path string, params url.Values) (authRequest, []problem) {
