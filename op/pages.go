@@ -36,6 +36,7 @@ const (
 	pageChooseConnector       page = "choose_connector"
 	pageLoggedOut             page = "logged_out"
 	pageLogoutRefused         page = "logout_refused"
+	pageLogoutConfirm         page = "logout_confirm"
 	pageServerError           page = "server_error"
 	pageBusy                  page = "busy"
 	pageNotFound              page = "not_found"
@@ -57,6 +58,7 @@ const (
 	labelDeny        page = "label_deny"
 	labelApplication page = "label_application"
 	labelScopes      page = "label_scopes"
+	labelLogOut      page = "label_log_out"
 	labelDingTalkID  page = "label_dingtalk_id"
 	labelContact     page = "label_contact"
 )
@@ -95,6 +97,8 @@ var messages = map[string]map[page]message{
 		pageLoggedOut:       {"You have logged out", "You can close this window.", ""},
 		pageLogoutRefused: {"Logout request refused", "The application asked to log you out and send you to an address it has not registered, or sent an invalid request. You are still logged in.",
 			"Ask the application's administrator to register the exact post-logout redirect URI."},
+		pageLogoutConfirm: {"Log out?", "A page asked to log you out of dingbridge. You will have to log in again in every application that uses it.",
+			"If you did not ask to log out, close this page: you stay logged in."},
 		pageServerError: {"Something went wrong", "The login service could not complete your request.",
 			"Try again later. If it keeps failing, tell your administrator."},
 		pageBusy: {"The login service is busy", "Too many logins are in progress right now.",
@@ -125,6 +129,7 @@ var messages = map[string]map[page]message{
 		labelDeny:                    {Title: "Deny"},
 		labelApplication:             {Title: "Application"},
 		labelScopes:                  {Title: "It will receive"},
+		labelLogOut:                  {Title: "Log out"},
 		scopeLabel("openid"):         {Title: "Who you are at DingTalk (your DingTalk ids)"},
 		scopeLabel("profile"):        {Title: "Your name and avatar"},
 		scopeLabel("email"):          {Title: "Your email address"},
@@ -153,6 +158,7 @@ var messages = map[string]map[page]message{
 		pageLoggedOut:       {"您已退出登录", "现在可以关闭此窗口。", ""},
 		pageLogoutRefused: {"退出请求被拒绝", "应用请求为您退出登录并跳转到一个未注册的地址，或者发送了无效的请求。您仍处于登录状态。",
 			"请联系该应用的管理员注册完全一致的退出后跳转地址（post-logout redirect URI）。"},
+		pageLogoutConfirm: {"退出登录？", "有页面请求让您退出 dingbridge 登录。退出后，使用它的每个应用都需要重新登录。", "如果不是您本人要求退出，请关闭此页面，您将保持登录状态。"},
 		pageServerError:   {"出错了", "登录服务暂时无法完成您的请求。", "请稍后再试。如果一直失败，请联系管理员。"},
 		pageBusy:          {"登录服务繁忙", "当前正在进行的登录过多。", "请稍候再试。"},
 		pageNotFound:      {"页面不存在", "此地址不是本登录服务的页面。", "请从您正在使用的应用重新登录。"},
@@ -178,6 +184,7 @@ var messages = map[string]map[page]message{
 		labelDeny:                    {Title: "拒绝"},
 		labelApplication:             {Title: "应用"},
 		labelScopes:                  {Title: "将获取"},
+		labelLogOut:                  {Title: "退出登录"},
 		scopeLabel("openid"):         {Title: "您在钉钉的身份（钉钉用户标识）"},
 		scopeLabel("profile"):        {Title: "您的姓名和头像"},
 		scopeLabel("email"):          {Title: "您的邮箱地址"},

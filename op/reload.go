@@ -19,6 +19,7 @@ type settings struct {
 	register   Registration
 	branding   Branding
 	limiter    *ipLimiter
+	failures   *failureLimiter
 	// upstreamOrigins are where the connectors' login pages are, for the
 	// policy of a form whose answer may send the person there.
 	upstreamOrigins []string
@@ -53,6 +54,7 @@ func (p *Provider) Reconfigure(cfg Config) error {
 		branding:   cfg.Branding,
 		limiter:    newIPLimiter(cfg.RateLimit, p.now),
 	}
+	s.failures = newFailureLimiter(cfg.RateLimit, s.limiter)
 	if s.claims.Subject == "" {
 		s.claims.Subject = "unionid"
 	}
@@ -70,7 +72,7 @@ func (p *Provider) Reconfigure(cfg Config) error {
 	}
 	s.clients = newClients(cfg.StaticClients, p.store, s.lifetimes, func(id string) string {
 		return p.issuerPath + "/login?authRequestID=" + url.QueryEscape(id)
-	})
+	}, p.clientSecretKey, p.log)
 	p.current.Store(s)
 	return nil
 }
