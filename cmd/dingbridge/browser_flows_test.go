@@ -76,6 +76,20 @@ func TestBrowserFlows(t *testing.T) {
 				tb.page("logged-out")
 			})
 
+			t.Run("logout without id_token_hint is confirmed by the person, then goes back to the app", func(t *testing.T) {
+				tb := browser.newTab(t, site.issuer, lang, "")
+				tb.open(site.grafana.authURL())
+				tb.pickAtDingTalk(zhang.UnionID)
+				site.grafana.exchange(tb)
+				tb.open(site.endSession(url.Values{"client_id": {"grafana"}, "post_logout_redirect_uri": {site.grafana.LogoutURI}, "state": {"bye"}}))
+				tb.waitText(words.logoutConfirm)
+				tb.page("logout-confirm")
+				tb.click(`button[type=submit]`)
+				if q := site.grafana.arrived(tb); q.Get("_path") != "/logged-out" || q.Get("state") != "bye" {
+					t.Errorf("confirmed logout sent the app %v; want its post_logout_redirect_uri with state bye", q)
+				}
+			})
+
 			t.Run("consent: allow after a reload, then deny", func(t *testing.T) {
 				tb := browser.newTab(t, site.issuer, lang, "")
 				tb.open(site.partner.authURL(rp.WithPrompt("consent")))
@@ -291,13 +305,13 @@ func TestBrowserFlows(t *testing.T) {
 var pageWords = map[string]struct {
 	consent, profileScope, deviceConfirm, deviceDone, deviceDenied, inAppFailed string
 	unknownClient, badRedirect, notFound, upstreamFailed, notAllowed            string
-	loggedOut, logoutRefused                                                    string
+	loggedOut, logoutRefused, logoutConfirm                                     string
 }{
 	"zh-CN": {"允许访问？", "您的姓名和头像", "在设备上登录？", "设备已连接", "设备未连接", "无法在此处通过钉钉免登",
-		"未知的应用", "回调地址未注册", "页面不存在", "钉钉登录失败", "您所在的组织无权登录", "您已退出登录", "退出请求被拒绝"},
+		"未知的应用", "回调地址未注册", "页面不存在", "钉钉登录失败", "您所在的组织无权登录", "您已退出登录", "退出请求被拒绝", "退出登录？"},
 	"en": {"Allow access?", "Your name and avatar", "Log in on a device?", "Device connected", "Device not connected", "DingTalk could not log you in here",
 		"Unknown application", "Address not registered", "Page not found", "DingTalk login failed", "Your organisation is not admitted",
-		"You have logged out", "Logout request refused"},
+		"You have logged out", "Logout request refused", "Log out?"},
 }
 
 // browserSite is serve with one organisation's connector (in-app login,
