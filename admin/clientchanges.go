@@ -13,7 +13,7 @@ import (
 
 // refuseStatic answers an attempt to change a client from the configuration file.
 func (s *Service) refuseStatic(id, verb string) error {
-	if _, ok := s.static[id]; ok {
+	if _, ok := s.conf().static[id]; ok {
 		return refuse(ErrStaticClient, "client %q is a static client: it is defined in the configuration file's staticClients and cannot be %s here; change it there and restart dingbridge", id, verb)
 	}
 	return nil
@@ -28,8 +28,8 @@ func (s *Service) UpdateClient(ctx context.Context, id string, u ClientUpdate) (
 		return Client{}, refuse(ErrInvalid, "nothing to change: give at least one of the update flags")
 	}
 	var updated storage.Client
-	now := s.cfg.Now().UTC()
-	err := s.cfg.Storage.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
+	now := s.conf().Now().UTC()
+	err := s.conf().Storage.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
 		next, err := s.apply(c, u, now)
 		updated = next
 		return next, err
@@ -69,13 +69,13 @@ func (s *Service) apply(c storage.Client, u ClientUpdate, now time.Time) (storag
 		return c, err
 	}
 	if u.IDTokenLifetime != nil {
-		if err := checkLifetime("id-token-lifetime", *u.IDTokenLifetime, s.cfg.MaxTokenLifetime); err != nil {
+		if err := checkLifetime("id-token-lifetime", *u.IDTokenLifetime, s.conf().MaxTokenLifetime); err != nil {
 			return c, err
 		}
 		c.IDTokenLifetime = time.Duration(*u.IDTokenLifetime)
 	}
 	if u.AccessTokenLifetime != nil {
-		if err := checkLifetime("access-token-lifetime", *u.AccessTokenLifetime, s.cfg.MaxTokenLifetime); err != nil {
+		if err := checkLifetime("access-token-lifetime", *u.AccessTokenLifetime, s.conf().MaxTokenLifetime); err != nil {
 			return c, err
 		}
 		c.AccessTokenLifetime = time.Duration(*u.AccessTokenLifetime)
@@ -109,7 +109,7 @@ func (s *Service) DeleteClient(ctx context.Context, id string) error {
 	if err := s.refuseStatic(id, "deleted"); err != nil {
 		return err
 	}
-	err := s.cfg.Storage.DeleteClient(ctx, id)
+	err := s.conf().Storage.DeleteClient(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return clientNotFound(id)
 	}
@@ -117,7 +117,7 @@ func (s *Service) DeleteClient(ctx context.Context, id string) error {
 		return fmt.Errorf("delete client %q: %w", id, err)
 	}
 	// A client registered later under this ID must not inherit the old tokens.
-	if err := s.cfg.Storage.RevokeClient(ctx, id); err != nil {
+	if err := s.conf().Storage.RevokeClient(ctx, id); err != nil {
 		return fmt.Errorf("revoke tokens of client %q: %w", id, err)
 	}
 	return nil
@@ -129,13 +129,13 @@ func (s *Service) RotateClientSecret(ctx context.Context, id string) (ClientWith
 	if err := s.refuseStatic(id, "given a new secret"); err != nil {
 		return ClientWithSecret{}, err
 	}
-	secret, hash, err := newSecret(s.cfg.SecretHashCost)
+	secret, hash, err := newSecret(s.conf().SecretHashCost)
 	if err != nil {
 		return ClientWithSecret{}, err
 	}
 	var updated storage.Client
-	now := s.cfg.Now().UTC()
-	err = s.cfg.Storage.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
+	now := s.conf().Now().UTC()
+	err = s.conf().Storage.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
 		if c.Public {
 			return c, refuse(ErrInvalid, "client %q is public: it has no secret to rotate", id)
 		}

@@ -25,10 +25,10 @@ func (s *Service) AddClient(ctx context.Context, spec ClientSpec) (ClientWithSec
 	if err != nil {
 		return ClientWithSecret{}, err
 	}
-	if _, ok := s.static[spec.ID]; ok {
+	if _, ok := s.conf().static[spec.ID]; ok {
 		return ClientWithSecret{}, refuse(ErrConflict, "client %q already exists: it is defined in the configuration file's staticClients", spec.ID)
 	}
-	now := s.cfg.Now().UTC()
+	now := s.conf().Now().UTC()
 	c := storage.Client{
 		ID: spec.ID, Name: spec.Name, Public: spec.Public,
 		RedirectURIs:           slices.Clone(spec.RedirectURIs),
@@ -43,11 +43,11 @@ func (s *Service) AddClient(ctx context.Context, spec ClientSpec) (ClientWithSec
 	var secret string
 	if !spec.Public {
 		var err error
-		if secret, c.SecretHash, err = newSecret(s.cfg.SecretHashCost); err != nil {
+		if secret, c.SecretHash, err = newSecret(s.conf().SecretHashCost); err != nil {
 			return ClientWithSecret{}, err
 		}
 	}
-	err = s.cfg.Storage.CreateClient(ctx, c)
+	err = s.conf().Storage.CreateClient(ctx, c)
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return ClientWithSecret{}, refuse(ErrConflict, "client %q already exists: pick another --id, or change it with `client update`", spec.ID)
 	}
@@ -83,10 +83,10 @@ func (s *Service) checkSpec(spec ClientSpec) ([]string, error) {
 	if err := checkScopes(spec.Scopes); err != nil {
 		return nil, err
 	}
-	if err := checkLifetime("id-token-lifetime", spec.IDTokenLifetime, s.cfg.MaxTokenLifetime); err != nil {
+	if err := checkLifetime("id-token-lifetime", spec.IDTokenLifetime, s.conf().MaxTokenLifetime); err != nil {
 		return nil, err
 	}
-	return grants, checkLifetime("access-token-lifetime", spec.AccessTokenLifetime, s.cfg.MaxTokenLifetime)
+	return grants, checkLifetime("access-token-lifetime", spec.AccessTokenLifetime, s.conf().MaxTokenLifetime)
 }
 
 func checkURIs(redirect, postLogout []string, public bool) error {
@@ -118,16 +118,16 @@ func newSecret(cost int) (secret, hash string, err error) {
 
 // ListClients lists static clients and registered ones, by ID.
 func (s *Service) ListClients(ctx context.Context) ([]Client, error) {
-	stored, err := s.cfg.Storage.ListClients(ctx)
+	stored, err := s.conf().Storage.ListClients(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}
-	out := make([]Client, 0, len(stored)+len(s.static))
-	for _, c := range s.static {
+	out := make([]Client, 0, len(stored)+len(s.conf().static))
+	for _, c := range s.conf().static {
 		out = append(out, viewStatic(c))
 	}
 	for _, c := range stored {
-		if _, shadowed := s.static[c.ID]; !shadowed {
+		if _, shadowed := s.conf().static[c.ID]; !shadowed {
 			out = append(out, viewClient(c))
 		}
 	}
@@ -137,7 +137,7 @@ func (s *Service) ListClients(ctx context.Context) ([]Client, error) {
 
 // GetClient returns one client; static clients win, as they do in the provider.
 func (s *Service) GetClient(ctx context.Context, id string) (Client, error) {
-	if c, ok := s.static[id]; ok {
+	if c, ok := s.conf().static[id]; ok {
 		return viewStatic(c), nil
 	}
 	c, err := s.storedClient(ctx, id)
@@ -148,7 +148,7 @@ func (s *Service) GetClient(ctx context.Context, id string) (Client, error) {
 }
 
 func (s *Service) storedClient(ctx context.Context, id string) (storage.Client, error) {
-	c, err := s.cfg.Storage.GetClient(ctx, id)
+	c, err := s.conf().Storage.GetClient(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return c, clientNotFound(id)
 	}

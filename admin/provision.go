@@ -143,7 +143,7 @@ func (s *Service) checkUserSpec(spec UserSpec) (UserSpec, error) {
 		}
 	}
 	if spec.UserID != "" && spec.CorpID == "" {
-		spec.CorpID = s.cfg.DefaultCorpID
+		spec.CorpID = s.conf().DefaultCorpID
 		if spec.CorpID == "" {
 			return spec, fmt.Errorf("userid %s needs its organisation: give corp (--corp), since not exactly one connector has a corpID", spec.UserID)
 		}
@@ -221,7 +221,7 @@ func (s *Service) unionIDFree(ctx context.Context, unionID, subject string) erro
 	if unionID == "" {
 		return nil
 	}
-	bound, err := s.cfg.Storage.FindUsers(ctx, storage.UserKey{UnionID: unionID})
+	bound, err := s.conf().Storage.FindUsers(ctx, storage.UserKey{UnionID: unionID})
 	if err != nil {
 		return fmt.Errorf("look up unionid: %w", err)
 	}
@@ -234,8 +234,8 @@ func (s *Service) unionIDFree(ctx context.Context, unionID, subject string) erro
 }
 
 func (s *Service) provision(ctx context.Context, spec UserSpec) (User, error) {
-	now := s.cfg.Now().UTC()
-	u, err := s.cfg.Storage.UpsertUser(ctx, spec.Subject, func(u storage.User, found bool) (storage.User, error) {
+	now := s.conf().Now().UTC()
+	u, err := s.conf().Storage.UpsertUser(ctx, spec.Subject, func(u storage.User, found bool) (storage.User, error) {
 		if found {
 			return u, errUserExists
 		}
@@ -290,7 +290,7 @@ func (s *Service) ImportUsers(ctx context.Context, specs []UserSpec) (ImportRepo
 			}
 			seenUnion[spec.UnionID] = line
 		}
-		_, err = s.cfg.Storage.GetUser(ctx, spec.Subject)
+		_, err = s.conf().Storage.GetUser(ctx, spec.Subject)
 		switch {
 		case err == nil:
 			report.AlreadyThere = append(report.AlreadyThere, spec.Subject)
@@ -335,9 +335,9 @@ func (s *Service) LinkUser(ctx context.Context, subject, unionID string) (User, 
 	if err := s.unionIDFree(ctx, unionID, subject); err != nil {
 		return User{}, err
 	}
-	now := s.cfg.Now().UTC()
+	now := s.conf().Now().UTC()
 	var boundElsewhere string
-	u, err := s.cfg.Storage.UpsertUser(ctx, subject, func(u storage.User, found bool) (storage.User, error) {
+	u, err := s.conf().Storage.UpsertUser(ctx, subject, func(u storage.User, found bool) (storage.User, error) {
 		switch {
 		case !found:
 			return u, errNoSuchUser
@@ -366,8 +366,8 @@ func (s *Service) LinkUser(ctx context.Context, subject, unionID string) (User, 
 // it again; its sessions and tokens are deleted. The record waits, as a
 // provisioned one, for `users link`.
 func (s *Service) UnlinkUser(ctx context.Context, subject string) (User, error) {
-	now := s.cfg.Now().UTC()
-	u, err := s.cfg.Storage.UpsertUser(ctx, subject, func(u storage.User, found bool) (storage.User, error) {
+	now := s.conf().Now().UTC()
+	u, err := s.conf().Storage.UpsertUser(ctx, subject, func(u storage.User, found bool) (storage.User, error) {
 		if !found {
 			return u, errNoSuchUser
 		}
@@ -384,7 +384,7 @@ func (s *Service) UnlinkUser(ctx context.Context, subject string) (User, error) 
 	if err != nil {
 		return User{}, fmt.Errorf("unlink user %q: %w", subject, err)
 	}
-	if err := s.cfg.Storage.RevokeSubject(ctx, subject); err != nil {
+	if err := s.conf().Storage.RevokeSubject(ctx, subject); err != nil {
 		return viewUser(u), fmt.Errorf("revoke tokens and sessions of %q: %w", subject, err)
 	}
 	return viewUser(u), nil
@@ -398,8 +398,8 @@ type MembershipSyncer interface {
 
 // SyncUsers reports (and with apply, offboards) users the directory no longer admits.
 func (s *Service) SyncUsers(ctx context.Context, apply bool) (op.SyncReport, error) {
-	if s.cfg.Membership == nil {
+	if s.conf().Membership == nil {
 		return op.SyncReport{}, errors.New("admin: no connector to ask about membership")
 	}
-	return s.cfg.Membership.SyncMembership(ctx, apply)
+	return s.conf().Membership.SyncMembership(ctx, apply)
 }

@@ -35,7 +35,7 @@ func Dial(path string) *Remote {
 		// One CLI command makes one or two calls; nothing to keep alive for.
 		DisableKeepAlives: true,
 	}
-	return &Remote{path: path, http: &http.Client{Transport: transport, Timeout: time.Minute}}
+	return &Remote{path: path, http: &http.Client{Transport: transport}}
 }
 
 // Ping checks that a dingbridge answers on the socket.
@@ -160,36 +160,19 @@ func (c *Remote) call(ctx context.Context, method, path string, in, out any) err
 		}
 		body = bytes.NewReader(raw)
 	}
-	// The host is never resolved: DialContext always connects to the socket.
-	req, err := http.NewRequestWithContext(ctx, method, "http://dingbridge-admin"+path, body)
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	resp, err := c.send(ctx, method, path, body)
 	if err != nil {
-		return fmt.Errorf("admin socket: %w", err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var urlErr *url.Error
-		if errors.As(err, &urlErr) {
-			err = urlErr.Err // "Post http://dingbridge-admin/…" means nothing to an operator
-		}
-		return fmt.Errorf("admin socket %s: %w", c.path, err)
+		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return c.refusal(resp)
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("admin socket %s: read answer: %w", c.path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var we wireError
-		if json.Unmarshal(raw, &we) != nil || we.Error.Message == "" {
-			return fmt.Errorf("admin socket %s: HTTP %d: %.200s", c.path, resp.StatusCode, raw)
-		}
-		if kind := kindByName(we.Error.Kind); kind != nil {
-			return &Error{Kind: kind, Message: we.Error.Message}
-		}
-		return fmt.Errorf("dingbridge server: %s", we.Error.Message)
+		return c.fail("read answer", err)
 	}
 	if out == nil {
 		return nil
@@ -198,4 +181,53 @@ func (c *Remote) call(ctx context.Context, method, path string, in, out any) err
 		return fmt.Errorf("admin socket %s: decode answer: %w", c.path, err)
 	}
 	return nil
+}
+
+// callTimeout bounds an ordinary call; a backup streams for as long as it takes.
+const callTimeout = time.Minute
+
+// send makes one request; the caller closes the answer's body.
+func (c *Remote) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	// The host is never resolved: DialContext always connects to the socket.
+	req, err := http.NewRequestWithContext(ctx, method, "http://dingbridge-admin"+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, c.fail("", err)
+	}
+	return resp, nil
+}
+
+// fail wraps a transport error; "Post http://dingbridge-admin/…" means nothing
+// to an operator, so the URL is dropped.
+func (c *Remote) fail(what string, err error) error {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		err = urlErr.Err
+	}
+	if what != "" {
+		return fmt.Errorf("admin socket %s: %s: %w", c.path, what, err)
+	}
+	return fmt.Errorf("admin socket %s: %w", c.path, err)
+}
+
+// refusal rebuilds the error of a non-200 answer.
+func (c *Remote) refusal(resp *http.Response) error {
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return c.fail("read answer", err)
+	}
+	var we wireError
+	if json.Unmarshal(raw, &we) != nil || we.Error.Message == "" {
+		return fmt.Errorf("admin socket %s: HTTP %d: %.200s", c.path, resp.StatusCode, raw)
+	}
+	if kind := kindByName(we.Error.Kind); kind != nil {
+		return &Error{Kind: kind, Message: we.Error.Message}
+	}
+	return fmt.Errorf("dingbridge server: %s", we.Error.Message)
 }

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -39,7 +40,13 @@ type Config struct {
 
 // Service implements API over storage.
 type Service struct {
-	cfg    Config
+	// current is the configuration in force; Reconfigure swaps it whole.
+	current atomic.Pointer[serviceConfig]
+}
+
+// serviceConfig is a Config with its defaults filled in and static clients indexed.
+type serviceConfig struct {
+	Config
 	static map[string]op.StaticClient
 }
 
@@ -47,8 +54,18 @@ var _ API = (*Service)(nil)
 
 // NewService returns a Service over cfg.
 func NewService(cfg Config) (*Service, error) {
+	s := &Service{}
+	if err := s.Reconfigure(cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reconfigure makes cfg the service's configuration, as a server's reload does
+// (static clients, claims, lifetimes); on error nothing changes.
+func (s *Service) Reconfigure(cfg Config) error {
 	if cfg.Storage == nil || cfg.Keys == nil {
-		return nil, errors.New("admin: storage and keys are required")
+		return errors.New("admin: storage and keys are required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -62,9 +79,12 @@ func NewService(cfg Config) (*Service, error) {
 	if cfg.MaxTokenLifetime <= 0 {
 		cfg.MaxTokenLifetime = 24 * time.Hour
 	}
-	s := &Service{cfg: cfg, static: make(map[string]op.StaticClient, len(cfg.StaticClients))}
-	for _, c := range cfg.StaticClients {
-		s.static[c.ID] = c
+	c := &serviceConfig{Config: cfg, static: make(map[string]op.StaticClient, len(cfg.StaticClients))}
+	for _, sc := range cfg.StaticClients {
+		c.static[sc.ID] = sc
 	}
-	return s, nil
+	s.current.Store(c)
+	return nil
 }
+
+func (s *Service) conf() *serviceConfig { return s.current.Load() }

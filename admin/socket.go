@@ -46,6 +46,8 @@ func Handler(api API, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /v1/users/{subject}/link", h.linkUser)
 	mux.HandleFunc("POST /v1/users/{subject}/unlink", h.unlinkUser)
 	mux.HandleFunc("POST /v1/claims", h.claims)
+	mux.HandleFunc("GET /v1/backup", h.backup)
+	mux.HandleFunc("POST /v1/reload", h.reload)
 	return mux
 }
 

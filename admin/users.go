@@ -16,17 +16,17 @@ import (
 
 // ListKeys describes every stored signing key, oldest first.
 func (s *Service) ListKeys(ctx context.Context) ([]keys.SigningKeyInfo, error) {
-	return s.cfg.Keys.List(ctx)
+	return s.conf().Keys.List(ctx)
 }
 
 // RotateKeys makes a new signing key active at once.
 func (s *Service) RotateKeys(ctx context.Context) (keys.SigningKeyInfo, error) {
-	return s.cfg.Keys.Rotate(ctx)
+	return s.conf().Keys.Rotate(ctx)
 }
 
 // ListUsers returns every user, by subject.
 func (s *Service) ListUsers(ctx context.Context) ([]User, error) {
-	stored, err := s.cfg.Storage.ListUsers(ctx)
+	stored, err := s.conf().Storage.ListUsers(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -40,7 +40,7 @@ func (s *Service) ListUsers(ctx context.Context) ([]User, error) {
 
 // GetUser returns one user.
 func (s *Service) GetUser(ctx context.Context, subject string) (User, error) {
-	u, err := s.cfg.Storage.GetUser(ctx, subject)
+	u, err := s.conf().Storage.GetUser(ctx, subject)
 	if errors.Is(err, storage.ErrNotFound) {
 		return User{}, userNotFound(subject)
 	}
@@ -63,7 +63,7 @@ func (s *Service) DisableUser(ctx context.Context, subject string) (User, error)
 	}
 	// Deleted, not just refused while disabled: enabling the person later must
 	// not bring old tokens or sessions back.
-	if err := s.cfg.Storage.RevokeSubject(ctx, subject); err != nil {
+	if err := s.conf().Storage.RevokeSubject(ctx, subject); err != nil {
 		return u, fmt.Errorf("revoke tokens and sessions of %q: %w", subject, err)
 	}
 	return u, nil
@@ -78,8 +78,8 @@ func (s *Service) EnableUser(ctx context.Context, subject string) (User, error) 
 var errNoSuchUser = errors.New("no such user")
 
 func (s *Service) setDisabled(ctx context.Context, subject string, disabled bool) (User, error) {
-	now := s.cfg.Now().UTC()
-	u, err := s.cfg.Storage.UpsertUser(ctx, subject, func(u storage.User, found bool) (storage.User, error) {
+	now := s.conf().Now().UTC()
+	u, err := s.conf().Storage.UpsertUser(ctx, subject, func(u storage.User, found bool) (storage.User, error) {
 		if !found {
 			return u, errNoSuchUser
 		}
@@ -123,7 +123,7 @@ func (s *Service) Claims(ctx context.Context, clientID, subject string, scopes [
 	if err != nil {
 		return ClaimsPreview{}, err
 	}
-	stored, err := s.cfg.Storage.GetUser(ctx, subject)
+	stored, err := s.conf().Storage.GetUser(ctx, subject)
 	if errors.Is(err, storage.ErrNotFound) {
 		return ClaimsPreview{}, userNotFound(subject)
 	}
@@ -133,18 +133,18 @@ func (s *Service) Claims(ctx context.Context, clientID, subject string, scopes [
 	if len(scopes) == 0 {
 		scopes = previewScopes
 	}
-	userinfo, err := claimsMap(s.cfg.Claims.Userinfo(stored, scopes))
+	userinfo, err := claimsMap(s.conf().Claims.Userinfo(stored, scopes))
 	if err != nil {
 		return ClaimsPreview{}, err
 	}
 	// The id_token carries the userinfo claims too (op's clients assert them).
 	idToken := maps.Clone(userinfo)
-	lifetime := s.cfg.IDTokenLifetime
+	lifetime := s.conf().IDTokenLifetime
 	if c.IDTokenLifetime > 0 {
 		lifetime = time.Duration(c.IDTokenLifetime)
 	}
-	now := s.cfg.Now().UTC().Truncate(time.Second)
-	idToken["iss"] = s.cfg.Issuer
+	now := s.conf().Now().UTC().Truncate(time.Second)
+	idToken["iss"] = s.conf().Issuer
 	idToken["aud"] = []string{clientID}
 	idToken["azp"] = clientID
 	idToken["iat"] = now.Unix()

@@ -65,6 +65,15 @@ type Config struct {
 	// MembershipGrace is how long the last confirmation of membership stands while
 	// DingTalk cannot be asked. Default 24h.
 	MembershipGrace Duration `yaml:"membershipGrace"`
+	// Telemetry is the private listener for Prometheus metrics and probes.
+	Telemetry Telemetry `yaml:"telemetry"`
+}
+
+// Telemetry configures the listener that serves /metrics, /healthz and /readyz.
+type Telemetry struct {
+	// Listen is its address, e.g. "127.0.0.1:9464". Empty (the default): no
+	// telemetry listener. Never the public listen address.
+	Listen string `yaml:"listen"`
 }
 
 // Storage says where dingbridge keeps its records.

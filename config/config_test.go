@@ -128,6 +128,7 @@ func TestExplicitValuesAreKept(t *testing.T) {
 listen: ":8080"
 storage: {type: bolt, path: ./db}
 adminSocket: /run/dingbridge.sock
+telemetry: {listen: "127.0.0.1:9464"}
 connectors:
   - id: corp-1
     type: dingtalk
@@ -151,8 +152,8 @@ logging: {level: debug, format: json}
 	if c.Issuer != "http://127.0.0.1:5556" {
 		t.Errorf("Issuer = %q, want the trailing slash stripped", c.Issuer)
 	}
-	if c.Listen != ":8080" || c.AdminSocket != "/run/dingbridge.sock" {
-		t.Errorf("Listen, AdminSocket = %q, %q", c.Listen, c.AdminSocket)
+	if c.Listen != ":8080" || c.AdminSocket != "/run/dingbridge.sock" || c.Telemetry.Listen != "127.0.0.1:9464" {
+		t.Errorf("Listen, AdminSocket, Telemetry.Listen = %q, %q, %q", c.Listen, c.AdminSocket, c.Telemetry.Listen)
 	}
 	k := c.Connectors[0]
 	if k.Name != "Acme" || k.CorpID != "dingcorp" || k.Scope != "openid corpid" || k.Timeout != Duration(3*time.Second) {
@@ -425,6 +426,9 @@ func TestValidation(t *testing.T) {
 		{"storage path", strings.Replace(minimal, "storage: {path: /var/lib/dingbridge/dingbridge.db}", "storage: {type: bolt}", 1),
 			"storage.path is empty: set it to the database file, e.g. /var/lib/dingbridge/dingbridge.db"},
 		{"admin socket too long", minimal + "adminSocket: /" + strings.Repeat("a", 110) + "\n", "is longer than a unix socket path may be"},
+		{"telemetry listen without port", minimal + "telemetry: {listen: 127.0.0.1}\n", `telemetry.listen "127.0.0.1" is not host:port: write it like 127.0.0.1:9464`},
+		{"telemetry on the public port", minimal + "listen: 0.0.0.0:5556\ntelemetry: {listen: 127.0.0.1:5556}\n",
+			`telemetry.listen "127.0.0.1:5556" is the public listen address's port: metrics must not be served to everyone`},
 		// connectors
 		{"no connectors", "issuer: https://sso.example.com\nstorage: {path: /db}\n", "connectors is empty: add the DingTalk app people log in with"},
 		{"connector id missing", strings.Replace(minimal, "  - id: dingtalk\n", "  - type: dingtalk\n", 1), "connectors[0].id is empty: set it to a short name such as dingtalk"},

@@ -44,6 +44,15 @@ func (l *loader) validate(c *Config) {
 		l.add("listen", "listen %q is not host:port: write it like %s, or :5556 for every interface", c.Listen, defaultListen)
 	}
 
+	if c.Telemetry.Listen != "" {
+		switch {
+		case !validHostPort(c.Telemetry.Listen):
+			l.add("telemetry.listen", "telemetry.listen %q is not host:port: write it like 127.0.0.1:9464", c.Telemetry.Listen)
+		case sameListenPort(c.Telemetry.Listen, c.Listen):
+			l.add("telemetry.listen", "telemetry.listen %q is the public listen address's port: metrics must not be served to everyone; use another port, e.g. 127.0.0.1:9464", c.Telemetry.Listen)
+		}
+	}
+
 	setDefault(&c.Storage.Type, "bolt")
 	if c.Storage.Type != "bolt" {
 		l.add("storage.type", "storage.type %q is not supported: use bolt (the only storage type so far)", c.Storage.Type)
@@ -566,6 +575,14 @@ func validHostPort(s string) bool {
 	}
 	n, err := strconv.Atoi(port)
 	return err == nil && n > 0 && n <= 65535
+}
+
+// sameListenPort reports whether two host:port listen addresses share a port,
+// so that one would take the other's (":5556" includes 127.0.0.1:5556).
+func sameListenPort(a, b string) bool {
+	_, pa, errA := net.SplitHostPort(a)
+	_, pb, errB := net.SplitHostPort(b)
+	return errA == nil && errB == nil && pa == pb
 }
 
 func validConnectorID(id string) bool {

@@ -35,13 +35,14 @@ type logoutClaims struct {
 // notifyLogout tells the session's clients that it ended.
 func (p *Provider) notifyLogout(ctx context.Context, sess storage.Session) {
 	for _, clientID := range sess.Clients {
-		c, err := p.clients.get(ctx, clientID)
+		c, err := p.settings().clients.get(ctx, clientID)
 		if err != nil || c.BackchannelLogoutURI == "" {
 			continue
 		}
 		token, err := p.logoutToken(ctx, clientID, sess)
 		if err != nil {
 			p.log.ErrorContext(ctx, "back-channel logout: sign logout token", "client", clientID, "err", err)
+			p.metrics.BackchannelLogout("error")
 			continue
 		}
 		p.background.Add(1)
@@ -83,10 +84,12 @@ func (p *Provider) deliverLogout(clientID, endpoint, token string) {
 		err := p.postLogout(endpoint, token)
 		if err == nil {
 			p.log.Debug("back-channel logout delivered", "client", clientID)
+			p.metrics.BackchannelLogout("ok")
 			return
 		}
 		if attempt == backchannelAttempts {
 			p.log.Warn("back-channel logout not delivered", "client", clientID, "attempts", attempt, "err", err)
+			p.metrics.BackchannelLogout("failed")
 			return
 		}
 		time.Sleep(pause)

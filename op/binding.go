@@ -104,10 +104,10 @@ func (p *Provider) accountFor(ctx context.Context, id upstream.Identity) (accoun
 
 	// Nobody bound or provisioned: the subject the claims policy gives. A record
 	// under it without a unionid was provisioned with that subject alone.
-	acc.subject = p.claims.subjectOf(id)
+	acc.subject = p.settings().claims.subjectOf(id)
 	if acc.subject == "" || strings.Contains(acc.subject, ":") {
 		// zitadel's opaque tokens separate token id and subject with ':'.
-		return account{}, errors.New("DingTalk gave no usable " + p.claims.Subject + " for this person; check claims.subject")
+		return account{}, errors.New("DingTalk gave no usable " + p.settings().claims.Subject + " for this person; check claims.subject")
 	}
 	u, err := p.store.GetUser(ctx, acc.subject)
 	switch {
@@ -123,7 +123,7 @@ func (p *Provider) accountFor(ctx context.Context, id upstream.Identity) (accoun
 		return account{}, &ambiguousError{key: storage.UserKey{UnionID: id.UnionID}, subjects: []string{u.Subject}}
 	case !errors.Is(err, storage.ErrNotFound):
 		return account{}, err
-	case p.register.Closed:
+	case p.settings().register.Closed:
 		return account{}, errNotRegistered
 	}
 	return p.withUsername(ctx, acc, storage.User{Subject: acc.subject}, id)
@@ -178,7 +178,7 @@ func (p *Provider) loginUpdate(conn Connector, id upstream.Identity, acc account
 			return u, errBindingRace // the provisioned record is gone
 		case found && u.UnionID != "" && u.UnionID != id.UnionID:
 			return u, errBindingRace
-		case !found && p.register.Closed:
+		case !found && p.settings().register.Closed:
 			return u, errNotRegistered
 		}
 		if found && u.Disabled {
@@ -212,7 +212,8 @@ func (p *Provider) loginUpdate(conn Connector, id upstream.Identity, acc account
 
 // bindingFailed answers a login whose record could not be found or bound: the
 // person sees why and whom to ask, the app is told access_denied.
-func (p *Provider) bindingFailed(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, conn Connector, id upstream.Identity, err error) {
+// It returns the login's result for metrics.
+func (p *Provider) bindingFailed(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, conn Connector, id upstream.Identity, err error) (result string) {
 	ctx := r.Context()
 	var amb *ambiguousError
 	v := &pageView{status: http.StatusForbidden}
@@ -231,18 +232,19 @@ func (p *Provider) bindingFailed(w http.ResponseWriter, r *http.Request, a stora
 			"unionid", id.UnionID, "client", a.ClientID, "connector", conn.ID)
 	default:
 		p.serverError(w, r, "record user", err)
-		return
+		return loginError
 	}
 	v.facts = []factView{{labelDingTalkID, id.UnionID}}
-	if p.register.Contact != "" {
-		v.facts = append(v.facts, factView{labelContact, p.register.Contact})
+	if contact := p.settings().register.Contact; contact != "" {
+		v.facts = append(v.facts, factView{labelContact, contact})
 	}
 	clientErr := oidc.ErrAccessDenied().WithDescription("the DingTalk account is not bound to a user here")
 	if a.DeviceID != "" {
 		p.denyDevice(w, r, a.DeviceID, "DingTalk account not bound")
-		return
+		return loginPolicy
 	}
 	_ = p.store.DeleteAuthRequest(ctx, a.ID)
 	v.actions = []action{{actionBackToClient, p.errorRedirectURL(a, clientErr)}}
 	p.render(w, r, v)
+	return loginPolicy
 }

@@ -19,7 +19,7 @@ const formConsent = "consent"
 
 // needsConsent reports whether a must ask its person before it completes.
 func (p *Provider) needsConsent(ctx context.Context, a storage.AuthRequest, subject string) (bool, error) {
-	c, err := p.clients.get(ctx, a.ClientID)
+	c, err := p.settings().clients.get(ctx, a.ClientID)
 	if err != nil {
 		return false, err
 	}
@@ -63,7 +63,7 @@ func (p *Provider) askConsent(w http.ResponseWriter, r *http.Request, a storage.
 		p.serverError(w, r, "park auth request for consent", err)
 		return
 	}
-	name, err := p.clients.name(r.Context(), a.ClientID)
+	name, err := p.settings().clients.name(r.Context(), a.ClientID)
 	if err != nil {
 		p.serverError(w, r, "load client for consent", err)
 		return

@@ -54,7 +54,7 @@ func (s *oidcStorage) StoreDeviceAuthorization(ctx context.Context, clientID, de
 		State: storage.DevicePending, CreatedAt: now, CodeExpiry: expires.UTC(),
 		// Kept a while past its end, so a device polling late hears expired_token.
 		Expiry:       expires.UTC().Add(time.Hour),
-		PollInterval: s.p.lifetimes.DevicePollInterval,
+		PollInterval: s.p.settings().lifetimes.DevicePollInterval,
 	})
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return zop.ErrDuplicateUserCode
@@ -174,7 +174,7 @@ func (p *Provider) deviceLookup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	name, err := p.clients.name(r.Context(), d.ClientID)
+	name, err := p.settings().clients.name(r.Context(), d.ClientID)
 	if err != nil {
 		p.serverError(w, r, "load device client", err)
 		return
@@ -237,7 +237,7 @@ func (p *Provider) deviceConfirm(w http.ResponseWriter, r *http.Request) {
 	now := p.now().UTC()
 	a := storage.AuthRequest{
 		ID: randomToken(16), ClientID: d.ClientID, Scopes: d.Scopes, ResponseType: string(oidc.ResponseTypeCode),
-		DeviceID: d.ID, CreatedAt: now, Expiry: now.Add(p.lifetimes.AuthRequest),
+		DeviceID: d.ID, CreatedAt: now, Expiry: now.Add(p.settings().lifetimes.AuthRequest),
 	}
 	if d.CodeExpiry.Before(a.Expiry) {
 		a.Expiry = d.CodeExpiry

@@ -41,10 +41,11 @@ func (p *Provider) renderEmbedded(w http.ResponseWriter, r *http.Request, login 
 	lang := pageLanguage(r)
 	data := embeddedMessages[lang]
 	data.Lang = map[string]string{"en": "en", "zh": "zh-CN"}[lang]
-	if p.branding.Title != "" {
-		data.Title = p.branding.Title
+	branding := p.settings().branding
+	if branding.Title != "" {
+		data.Title = branding.Title
 	}
-	data.LogoURL, data.EmbeddedLogin = p.branding.LogoURL, login
+	data.LogoURL, data.EmbeddedLogin = branding.LogoURL, login
 	data.FallbackURL, data.Nonce = fallbackURL, randomToken(16)
 
 	var buf bytes.Buffer
@@ -55,7 +56,7 @@ func (p *Provider) renderEmbedded(w http.ResponseWriter, r *http.Request, login 
 	// Exactly DingTalk's script and frame origins run here, and our one script by
 	// nonce; the logo's origin is the only other image source.
 	img := "'self' data:"
-	if origin := originOf(p.branding.LogoURL); origin != "" {
+	if origin := originOf(branding.LogoURL); origin != "" {
 		img += " " + origin
 	}
 	scriptSrc := "'nonce-" + data.Nonce + "'"

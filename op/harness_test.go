@@ -23,6 +23,7 @@ import (
 
 	"github.com/dingbridge/dingbridge/keys"
 	"github.com/dingbridge/dingbridge/op"
+	"github.com/dingbridge/dingbridge/op/telemetry"
 	"github.com/dingbridge/dingbridge/storage"
 	"github.com/dingbridge/dingbridge/storage/bolt"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk"
@@ -59,8 +60,10 @@ type env struct {
 }
 
 type envOptions struct {
-	dbPath string
-	fake   *dingtalktest.Server
+	// metrics, when not nil, records what the provider does.
+	metrics *telemetry.Metrics
+	dbPath  string
+	fake    *dingtalktest.Server
 	// upstreamTimeout bounds each DingTalk call.
 	upstreamTimeout time.Duration
 	// addr to listen on; a restart reuses the previous address so the issuer stays.
@@ -181,6 +184,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		Registration: opts.registration,
 		Branding:     opts.branding,
 		Membership:   opts.membership,
+		Metrics:      opts.metrics,
 		Logger:       logger,
 	})
 	if err != nil {

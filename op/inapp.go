@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/dingbridge/dingbridge/upstream"
 )
@@ -35,7 +36,7 @@ var inAppMessages = map[string]inAppData{
 // DingTalk client, if exactly one can.
 func (p *Provider) onlyInAppConnector(r *http.Request) (Connector, bool) {
 	var found []Connector
-	for _, c := range p.connectors {
+	for _, c := range p.settings().connectors {
 		if in, ok := c.Connector.(upstream.InAppConnector); ok {
 			if _, ok := in.InAppLogin(r); ok {
 				found = append(found, c)
@@ -76,8 +77,10 @@ func (p *Provider) renderInApp(w http.ResponseWriter, r *http.Request, conn Conn
 
 // inAppCallback receives the code the page got from the DingTalk client.
 func (p *Provider) inAppCallback(w http.ResponseWriter, r *http.Request) {
-	conn, a, ok := p.returningLogin(w, r, r.PostFormValue("state"))
-	if !ok {
+	start := time.Now()
+	conn, a, failed := p.returningLogin(w, r, r.PostFormValue("state"))
+	if failed != "" {
+		p.countLogin(conn, methodInApp, failed, start)
 		return
 	}
 	in, isInApp := conn.Connector.(upstream.InAppConnector)
@@ -85,14 +88,15 @@ func (p *Provider) inAppCallback(w http.ResponseWriter, r *http.Request) {
 	if !isInApp || code == "" || len(code) > 512 {
 		p.render(w, r, &pageView{page: pageBadRequest, status: http.StatusBadRequest,
 			actions: []action{{actionRetry, p.loginURL(a.ID, conn.ID)}}})
+		p.countLogin(conn, methodInApp, loginError, start)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), p.lifetimes.UpstreamLogin)
+	ctx, cancel := context.WithTimeout(r.Context(), p.settings().lifetimes.UpstreamLogin)
 	id, err := in.HandleInAppCode(ctx, code)
 	cancel()
 	if err != nil {
-		p.upstreamFailed(w, r, a, conn, err)
+		p.countLogin(conn, methodInApp, p.upstreamFailed(w, r, a, conn, err), start)
 		return
 	}
-	p.loggedInUpstream(w, r, a, conn, id)
+	p.countLogin(conn, methodInApp, p.loggedInUpstream(w, r, a, conn, id), start)
 }

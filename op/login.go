@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -26,6 +27,7 @@ import (
 // login starts (or, with several connectors, offers) the upstream login.
 func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	start := time.Now()
 	a, ok := p.pendingAuthRequest(w, r, r.URL.Query().Get("authRequestID"))
 	if !ok {
 		return
@@ -37,16 +39,19 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if hasSession {
+		conn, _ := p.connector(sess.ConnectorID)
 		if err := p.useSession(ctx, sess.ID, a.ClientID); err != nil {
+			p.countLogin(conn, methodSSO, loginError, start)
 			p.serverError(w, r, "use session", err)
 			return
 		}
+		p.countLogin(conn, methodSSO, loginOK, start)
 		p.finish(w, r, a, sess)
 		return
 	}
 	conn, ok := p.connector(r.URL.Query().Get("connector"))
-	if !ok && len(p.connectors) == 1 {
-		conn, ok = p.connectors[0], true
+	if !ok && len(p.settings().connectors) == 1 {
+		conn, ok = p.settings().connectors[0], true
 	}
 	if !ok {
 		// Inside the DingTalk client a QR code makes no sense: if exactly one
@@ -55,7 +60,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ok {
 		v := &pageView{page: pageChooseConnector}
-		for _, c := range p.connectors {
+		for _, c := range p.settings().connectors {
 			v.choices = append(v.choices, link{Label: c.Name, URL: p.loginURL(a.ID, c.ID)})
 		}
 		p.render(w, r, v)
@@ -68,7 +73,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		AuthRequestID:  a.ID,
 		ConnectorID:    conn.ID,
 		BrowserBinding: hashToken(p.browserBinding(w, r)),
-		Expiry:         p.now().UTC().Add(p.lifetimes.UpstreamState),
+		Expiry:         p.now().UTC().Add(p.settings().lifetimes.UpstreamState),
 	})
 	if err != nil {
 		p.storageFailed(w, r, "store upstream state", err)
@@ -100,62 +105,66 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 
 // callback receives the person back from DingTalk.
 func (p *Provider) callback(w http.ResponseWriter, r *http.Request) {
-	conn, a, ok := p.returningLogin(w, r, r.URL.Query().Get("state"))
-	if !ok {
+	start := time.Now()
+	conn, a, failed := p.returningLogin(w, r, r.URL.Query().Get("state"))
+	method := methodLabel(conn.Method)
+	if failed != "" {
+		p.countLogin(conn, method, failed, start)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), p.lifetimes.UpstreamLogin)
+	ctx, cancel := context.WithTimeout(r.Context(), p.settings().lifetimes.UpstreamLogin)
 	id, err := conn.Connector.HandleCallback(ctx, r)
 	cancel()
 	if err != nil {
-		p.upstreamFailed(w, r, a, conn, err)
+		p.countLogin(conn, method, p.upstreamFailed(w, r, a, conn, err), start)
 		return
 	}
-	p.loggedInUpstream(w, r, a, conn, id)
+	p.countLogin(conn, methodLabel(id.Method), p.loggedInUpstream(w, r, a, conn, id), start)
 }
 
 // returningLogin checks the state a person comes back with from an upstream
 // login: known, unused, minted for this connector and in this browser. It
-// returns the auth request the login is for.
-func (p *Provider) returningLogin(w http.ResponseWriter, r *http.Request, state string) (Connector, storage.AuthRequest, bool) {
+// returns the auth request the login is for, or the login result it ended
+// with, having answered the person. An unknown connector comes back as the
+// zero Connector.
+func (p *Provider) returningLogin(w http.ResponseWriter, r *http.Request, state string) (Connector, storage.AuthRequest, string) {
 	ctx := r.Context()
 	conn, ok := p.connector(chi.URLParam(r, "connector"))
 	if !ok {
 		p.render(w, r, &pageView{page: pageNotFound, status: http.StatusNotFound})
-		return conn, storage.AuthRequest{}, false
+		return Connector{}, storage.AuthRequest{}, loginError
 	}
 	if state == "" {
 		p.render(w, r, &pageView{page: pageStateInvalid, status: http.StatusBadRequest, detail: "state is missing"})
-		return conn, storage.AuthRequest{}, false
+		return conn, storage.AuthRequest{}, loginError
 	}
 	st, err := p.store.ConsumeUpstreamState(ctx, hashToken(state))
 	if errors.Is(err, storage.ErrNotFound) {
 		p.log.InfoContext(ctx, "callback: unknown, used or expired state", "connector", conn.ID)
 		p.render(w, r, &pageView{page: pageStateInvalid, status: http.StatusBadRequest})
-		return conn, storage.AuthRequest{}, false
+		return conn, storage.AuthRequest{}, loginExpired
 	}
 	if err != nil {
 		p.serverError(w, r, "consume upstream state", err)
-		return conn, storage.AuthRequest{}, false
+		return conn, storage.AuthRequest{}, loginError
 	}
 	if st.ConnectorID != conn.ID || !p.sameBrowser(r, st.BrowserBinding) {
 		p.log.WarnContext(ctx, "security: callback state not bound to this browser or connector (possible login CSRF)",
 			"connector", conn.ID, "authRequest", st.AuthRequestID)
 		p.render(w, r, &pageView{page: pageStateInvalid, status: http.StatusBadRequest})
-		return conn, storage.AuthRequest{}, false
+		return conn, storage.AuthRequest{}, loginError
 	}
-	a, ok := p.pendingAuthRequest(w, r, st.AuthRequestID)
-	return conn, a, ok
+	a, failed := p.loadAuthRequest(w, r, st.AuthRequestID)
+	return conn, a, failed
 }
 
 // loggedInUpstream records the person the connector vouched for, starts their
 // session and finishes the login.
-func (p *Provider) loggedInUpstream(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, conn Connector, id upstream.Identity) {
+func (p *Provider) loggedInUpstream(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, conn Connector, id upstream.Identity) (result string) {
 	ctx := r.Context()
 	acc, err := p.accountFor(ctx, id)
 	if err != nil {
-		p.bindingFailed(w, r, a, conn, id, err)
-		return
+		return p.bindingFailed(w, r, a, conn, id, err)
 	}
 	subject := acc.subject
 	amr := id.Method
@@ -169,21 +178,21 @@ func (p *Provider) loggedInUpstream(w http.ResponseWriter, r *http.Request, a st
 		p.log.InfoContext(ctx, "login refused: user disabled", "subject", subject, "client", a.ClientID)
 		p.render(w, r, &pageView{page: pageUserDisabled, status: http.StatusForbidden,
 			actions: []action{{actionBackToClient, p.errorRedirectURL(a, oidc.ErrAccessDenied().WithDescription("user is disabled"))}}})
-		return
+		return loginPolicy
 	}
 	if errors.Is(err, errNotRegistered) || errors.Is(err, errBindingRace) {
-		p.bindingFailed(w, r, a, conn, id, err)
-		return
+		return p.bindingFailed(w, r, a, conn, id, err)
 	}
 	if err != nil {
 		p.serverError(w, r, "record login", err)
-		return
+		return loginError
 	}
 	if acc.bindBy != (storage.UserKey{}) {
 		p.log.InfoContext(ctx, "login bound a provisioned user", "subject", subject, "unionid", id.UnionID, "by", acc.bindBy.String())
 	}
 	p.log.InfoContext(ctx, "login", "subject", subject, "client", a.ClientID, "connector", conn.ID, "method", amr)
 	p.finish(w, r, a, sess)
+	return loginOK
 }
 
 // finish ends the login step for the session's person: after consent where the
@@ -233,35 +242,47 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request, a storage.Au
 // pendingAuthRequest loads the auth request a login step works for; when it is
 // gone (expired, or finished in another tab) the person is told and false returned.
 func (p *Provider) pendingAuthRequest(w http.ResponseWriter, r *http.Request, id string) (storage.AuthRequest, bool) {
+	a, failed := p.loadAuthRequest(w, r, id)
+	return a, failed == ""
+}
+
+// loadAuthRequest is pendingAuthRequest saying how a login ended when the
+// request cannot go on: loginExpired or loginError ("" when it can).
+func (p *Provider) loadAuthRequest(w http.ResponseWriter, r *http.Request, id string) (storage.AuthRequest, string) {
 	a, err := p.store.GetAuthRequest(r.Context(), id)
 	if errors.Is(err, storage.ErrNotFound) {
 		p.render(w, r, &pageView{page: pageLoginExpired, status: http.StatusBadRequest})
-		return a, false
+		return a, loginExpired
 	}
 	if err != nil {
 		p.serverError(w, r, "load auth request", err)
-		return a, false
+		return a, loginError
 	}
-	return a, true
+	noteClient(r, a.ClientID)
+	return a, ""
 }
 
 // upstreamFailed maps a connector error, once, to what the person sees and what
 // the client will be told.
-func (p *Provider) upstreamFailed(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, conn Connector, err error) {
+// It returns the login's result for metrics.
+func (p *Provider) upstreamFailed(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, conn Connector, err error) (result string) {
 	ctx := r.Context()
 	if errors.Is(err, upstream.ErrAccessDenied) {
 		p.log.InfoContext(ctx, "dingtalk denied the login", "connector", conn.ID, "client", a.ClientID, "err", err)
 		p.redirectError(w, r, a, oidc.ErrAccessDenied().WithDescription("the login was declined at DingTalk"))
-		return
+		return loginDenied
 	}
+	result = loginError
 	v := &pageView{page: pageUpstreamError, status: http.StatusBadGateway, detail: err.Error()}
 	clientErr := oidc.ErrServerError().WithDescription("DingTalk login failed")
 	switch {
 	case errors.Is(err, upstream.ErrUnavailable):
 		v.page, v.status = pageUpstreamDown, http.StatusServiceUnavailable
+		result = loginUpstreamUnavailable
 		clientErr = temporarilyUnavailable("DingTalk is not answering; try again later")
 	case errors.Is(err, upstream.ErrLoginExpired):
 		v.page, v.status = pageUpstreamExpired, http.StatusBadRequest
+		result = loginExpired
 		clientErr = oidc.ErrServerError().WithDescription("the DingTalk login expired")
 	case errors.Is(err, upstream.ErrNotAllowed):
 		v.page, v.status = pageNotAllowed, http.StatusForbidden
@@ -270,11 +291,11 @@ func (p *Provider) upstreamFailed(w http.ResponseWriter, r *http.Request, a stor
 		p.log.InfoContext(ctx, "login refused by policy", "connector", conn.ID, "client", a.ClientID, "err", err)
 		if a.DeviceID != "" {
 			p.denyDevice(w, r, a.DeviceID, "refused by policy")
-			return
+			return loginPolicy
 		}
 		v.actions = []action{{actionRetry, p.loginURL(a.ID, conn.ID)}, {actionBackToClient, p.errorRedirectURL(a, clientErr)}}
 		p.render(w, r, v)
-		return
+		return loginPolicy
 	case errors.Is(err, upstream.ErrMisconfigured):
 		v.page = pageUpstreamMisconfigured
 		v.detail = "" // the operator's hint is in the log, not on the person's screen
@@ -282,7 +303,7 @@ func (p *Provider) upstreamFailed(w http.ResponseWriter, r *http.Request, a stor
 			"connector", conn.ID, "client", a.ClientID, "err", err)
 		v.actions = []action{{actionBackToClient, p.errorRedirectURL(a, clientErr)}}
 		p.render(w, r, v)
-		return
+		return loginMisconfigured
 	}
 	p.log.WarnContext(ctx, "dingtalk login failed", "connector", conn.ID, "client", a.ClientID, "err", err)
 	v.actions = []action{
@@ -290,6 +311,7 @@ func (p *Provider) upstreamFailed(w http.ResponseWriter, r *http.Request, a stor
 		{actionBackToClient, p.errorRedirectURL(a, clientErr)},
 	}
 	p.render(w, r, v)
+	return result
 }
 
 // policyDetail says, in the person's language, which organisation would be admitted.
@@ -382,7 +404,7 @@ func (p *Provider) browserBinding(w http.ResponseWriter, r *http.Request) string
 	}
 	value := randomToken(32)
 	http.SetCookie(w, &http.Cookie{
-		Name: name, Value: value, Path: p.issuerPath + "/", MaxAge: int(p.lifetimes.UpstreamState.Seconds()),
+		Name: name, Value: value, Path: p.issuerPath + "/", MaxAge: int(p.settings().lifetimes.UpstreamState.Seconds()),
 		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode,
 	})
 	return value

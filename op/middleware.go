@@ -2,9 +2,7 @@ package op
 
 import (
 	"errors"
-	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	zop "github.com/zitadel/oidc/v3/pkg/op"
@@ -68,22 +66,6 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// logRequests logs method, path and status. Never the query or the body: they
-// carry codes, states and secrets.
-func (p *Provider) logRequests(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !p.log.Enabled(r.Context(), slog.LevelDebug) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
-		p.log.DebugContext(r.Context(), "http request", "method", r.Method, "path", r.URL.Path,
-			"status", rec.status, "duration", time.Since(start))
-	})
-}
-
 // checkAuthorize answers the two authorize errors that must not redirect — an
 // unknown client and an unregistered redirect_uri — with a page a person can act
 // on, before zitadel answers them with plain text. Everything else is zitadel's.
@@ -94,12 +76,13 @@ func (p *Provider) checkAuthorize(next http.Handler) http.Handler {
 			return
 		}
 		clientID, redirectURI := r.Form.Get("client_id"), r.Form.Get("redirect_uri")
+		noteClient(r, clientID)
 		if clientID == "" || redirectURI == "" {
 			p.render(w, r, &pageView{page: pageBadRequest, status: http.StatusBadRequest,
 				detail: "client_id and redirect_uri are required"})
 			return
 		}
-		c, err := p.clients.get(r.Context(), clientID)
+		c, err := p.settings().clients.get(r.Context(), clientID)
 		if err != nil && !errors.Is(err, errUnknownClient) {
 			p.serverError(w, r, "authorize: load client", err)
 			return

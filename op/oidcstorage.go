@@ -35,7 +35,7 @@ func (s *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReque
 	if req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256; plain is not allowed")
 	}
-	c, err := s.p.clients.get(ctx, req.ClientID)
+	c, err := s.p.settings().clients.get(ctx, req.ClientID)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +62,7 @@ func (s *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReque
 		LoginHint:           req.LoginHint,
 		HintSubject:         hintSubject,
 		CreatedAt:           now,
-		Expiry:              now.Add(s.p.lifetimes.AuthRequest),
+		Expiry:              now.Add(s.p.settings().lifetimes.AuthRequest),
 	}
 	for _, tag := range req.UILocales {
 		a.UILocales = append(a.UILocales, tag.String())
@@ -124,6 +124,7 @@ func (s *oidcStorage) redeemCode(ctx context.Context, req zop.TokenRequest) erro
 // codeReplayed answers a code presented twice: it leaked, so everything its first
 // use issued is revoked (RFC 6749 §4.1.2).
 func (s *oidcStorage) codeReplayed(ctx context.Context, c storage.AuthCode) error {
+	s.p.metrics.CodeReplay()
 	s.p.log.WarnContext(ctx, "security: authorization code replayed; revoking its tokens",
 		"client", c.ClientID, "authRequest", c.AuthRequestID)
 	if err := s.p.store.RevokeGrant(ctx, c.AuthRequestID, s.revocationEnd(time.Time{})); err != nil {
@@ -139,7 +140,7 @@ func (s *oidcStorage) SaveAuthCode(ctx context.Context, id, code string) error {
 	}
 	return s.p.store.CreateAuthCode(ctx, storage.AuthCode{
 		ID: hashToken(code), AuthRequestID: id, ClientID: a.ClientID,
-		Expiry: s.p.now().UTC().Add(s.p.lifetimes.AuthCode),
+		Expiry: s.p.now().UTC().Add(s.p.settings().lifetimes.AuthCode),
 	})
 }
 
@@ -178,8 +179,8 @@ func (s *oidcStorage) newAccessToken(ctx context.Context, req zop.TokenRequest) 
 	if err != nil {
 		return storage.AccessToken{}, err
 	}
-	lifetime := s.p.lifetimes.AccessToken
-	if c, err := s.p.clients.get(ctx, clientID); err != nil {
+	lifetime := s.p.settings().lifetimes.AccessToken
+	if c, err := s.p.settings().clients.get(ctx, clientID); err != nil {
 		return storage.AccessToken{}, err
 	} else if c.AccessTokenLifetime > 0 {
 		lifetime = c.AccessTokenLifetime
@@ -226,7 +227,7 @@ func (s *oidcStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.
 	rt := storage.RefreshToken{
 		ID: hashToken(raw), GrantID: at.GrantID, ClientID: at.ClientID, Subject: at.Subject,
 		Scopes: at.Scopes, Audience: at.Audience, AMR: amr, AuthTime: authTime,
-		CreatedAt: now, GrantExpiry: now.Add(s.p.lifetimes.RefreshTokenAbsolute),
+		CreatedAt: now, GrantExpiry: now.Add(s.p.settings().lifetimes.RefreshTokenAbsolute),
 	}
 	var rotate storage.Rotation
 	switch r := req.(type) {
@@ -242,9 +243,9 @@ func (s *oidcStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.
 		if !r.GrantExpiry.IsZero() {
 			rt.GrantExpiry = r.GrantExpiry
 		}
-		rotate = storage.Rotation{ID: hashToken(current), Grace: s.p.lifetimes.RefreshTokenReuseGrace}
+		rotate = storage.Rotation{ID: hashToken(current), Grace: s.p.settings().lifetimes.RefreshTokenReuseGrace}
 	}
-	rt.Expiry = now.Add(s.p.lifetimes.RefreshToken)
+	rt.Expiry = now.Add(s.p.settings().lifetimes.RefreshToken)
 	if rt.GrantExpiry.Before(rt.Expiry) {
 		rt.Expiry = rt.GrantExpiry
 	}
@@ -270,7 +271,7 @@ func (s *oidcStorage) TokenRequestByRefreshToken(ctx context.Context, token stri
 		return nil, fmt.Errorf("refresh token: %w", err)
 	}
 	if !rt.RotatedAt.IsZero() {
-		if s.p.now().Sub(rt.RotatedAt) > s.p.lifetimes.RefreshTokenReuseGrace {
+		if s.p.now().Sub(rt.RotatedAt) > s.p.settings().lifetimes.RefreshTokenReuseGrace {
 			return nil, s.refreshReused(ctx, rt.GrantID, rt.ClientID, s.revocationEnd(time.Time{}))
 		}
 		// A retry within the grace window: storage kept only a tombstone of
@@ -318,7 +319,7 @@ func (s *oidcStorage) retried(ctx context.Context, rt storage.RefreshToken) (sto
 // could be issued any more — the end of its refresh chain (grantExpiry, when
 // known), at the latest a whole refresh lifetime from now.
 func (s *oidcStorage) revocationEnd(grantExpiry time.Time) time.Time {
-	end := s.p.now().UTC().Add(s.p.lifetimes.RefreshTokenAbsolute)
+	end := s.p.now().UTC().Add(s.p.settings().lifetimes.RefreshTokenAbsolute)
 	if !grantExpiry.IsZero() && grantExpiry.Before(end) {
 		return grantExpiry
 	}
@@ -329,6 +330,7 @@ func (s *oidcStorage) revocationEnd(grantExpiry time.Time) time.Time {
 // the client or a thief holds a copy, and the server cannot tell which, so the
 // whole chain dies (RFC 9700 §4.14.2) and stays dead until until.
 func (s *oidcStorage) refreshReused(ctx context.Context, grantID, clientID string, until time.Time) error {
+	s.p.metrics.RefreshReuse()
 	s.p.log.WarnContext(ctx, "security: rotated refresh token reused; revoking its login", "client", clientID, "grant", grantID)
 	if err := s.p.store.RevokeGrant(ctx, grantID, until); err != nil {
 		s.p.log.ErrorContext(ctx, "revoke reused refresh token's grant", "err", err)
@@ -412,7 +414,7 @@ func (s *oidcStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.Use
 	if err != nil {
 		return fmt.Errorf("user for id_token: %w", err)
 	}
-	s.p.claims.setUserinfo(info, u, scopes)
+	s.p.settings().claims.setUserinfo(info, u, scopes)
 	// sid ties the id_token to the SSO session, for logout (OIDC Front/Back-Channel Logout).
 	switch r := req.(type) {
 	case *authRequest:
@@ -436,14 +438,14 @@ func (s *oidcStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserI
 	if err != nil || at.Subject != subject {
 		return oidc.ErrAccessDenied().WithDescription("access token is invalid, expired or revoked")
 	}
-	if _, err := s.p.clients.get(ctx, at.ClientID); err != nil {
+	if _, err := s.p.settings().clients.get(ctx, at.ClientID); err != nil {
 		return oidc.ErrAccessDenied().WithDescription("the client of this token no longer exists")
 	}
 	u, err := s.p.store.GetUser(ctx, subject)
 	if err != nil || u.Disabled {
 		return oidc.ErrAccessDenied().WithDescription("user is unknown or disabled")
 	}
-	s.p.claims.setUserinfo(info, u, at.Scopes)
+	s.p.settings().claims.setUserinfo(info, u, at.Scopes)
 	return nil
 }
 
@@ -461,7 +463,7 @@ func (s *oidcStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.
 		return errors.New("user unknown or disabled")
 	}
 	info := new(oidc.UserInfo)
-	s.p.claims.setUserinfo(info, u, at.Scopes)
+	s.p.settings().claims.setUserinfo(info, u, at.Scopes)
 	resp.SetUserInfo(info)
 	resp.Scope = at.Scopes
 	resp.ClientID = at.ClientID
@@ -491,7 +493,7 @@ func (s *oidcStorage) userActive(ctx context.Context, subject string) error {
 // --- clients ---
 
 func (s *oidcStorage) GetClientByClientID(ctx context.Context, id string) (zop.Client, error) {
-	c, err := s.p.clients.get(ctx, id)
+	c, err := s.p.settings().clients.get(ctx, id)
 	if errors.Is(err, errUnknownClient) {
 		return nil, oidc.ErrInvalidClient().WithDescription("unknown client").WithParent(err)
 	}
@@ -502,7 +504,7 @@ func (s *oidcStorage) GetClientByClientID(ctx context.Context, id string) (zop.C
 }
 
 func (s *oidcStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
-	if err := s.p.clients.authenticate(ctx, id, secret); err != nil {
+	if err := s.p.settings().clients.authenticate(ctx, id, secret); err != nil {
 		s.p.log.InfoContext(ctx, "client authentication failed", "client", id, "reason", err.Error())
 		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -21,6 +22,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/dingbridge/dingbridge/keys"
+	"github.com/dingbridge/dingbridge/op/telemetry"
 	"github.com/dingbridge/dingbridge/storage"
 	"github.com/dingbridge/dingbridge/upstream"
 )
@@ -42,6 +44,8 @@ type Config struct {
 	// Branding is shown on embedded login pages.
 	Branding Branding
 
+	// Metrics records what an operator's monitoring sees; nil records nothing.
+	Metrics *telemetry.Metrics
 	// Logger gets structured logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -53,6 +57,9 @@ type Connector struct {
 	ID        string // in URLs: /callback/<ID>
 	Name      string // shown on the chooser page
 	Connector upstream.Connector
+	// Method is how its redirect login works, for metrics: upstream.MethodOAuth2
+	// (the default) or upstream.MethodSNS. The in-app login reports itself.
+	Method string
 	// Embedded: the login runs in our own page (upstream.EmbeddedConnector)
 	// instead of a redirect to the upstream's.
 	Embedded bool
@@ -126,17 +133,15 @@ type Provider struct {
 	secure     bool   // issuer is https: cookies get Secure, pages get HSTS
 	store      storage.Storage
 	keys       *keys.Manager
-	clients    *clients
-	connectors []Connector
-	claims     ClaimsPolicy
-	lifetimes  Lifetimes
-	register   Registration
-	branding   Branding
 	membership *membershipChecks
-	limiter    *ipLimiter
 	formKey    []byte // signs form tokens (forms.go)
+	metrics    *telemetry.Metrics
 	log        *slog.Logger
 	now        func() time.Time
+
+	// current holds what Reconfigure may change, swapped as a whole so that no
+	// request sees half of an old configuration and half of a new one.
+	current atomic.Pointer[settings]
 
 	oidc    *zop.Provider
 	handler http.Handler
@@ -151,9 +156,6 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if err != nil || issuerURL.Host == "" {
 		return nil, fmt.Errorf("op: issuer %q is not an absolute URL", cfg.Issuer)
 	}
-	if len(cfg.Connectors) == 0 {
-		return nil, errors.New("op: no connector configured")
-	}
 	if cfg.Storage == nil || cfg.Keys == nil {
 		return nil, errors.New("op: storage and keys are required")
 	}
@@ -163,9 +165,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		secure:     issuerURL.Scheme == "https",
 		store:      cfg.Storage,
 		keys:       cfg.Keys,
-		connectors: cfg.Connectors,
-		claims:     cfg.Claims,
-		lifetimes:  cfg.Lifetimes.withDefaults(),
+		metrics:    cfg.Metrics,
 		log:        cfg.Logger,
 		now:        cfg.Now,
 		httpClient: &http.Client{Timeout: backchannelTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
@@ -176,18 +176,11 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if p.now == nil {
 		p.now = time.Now
 	}
-	p.limiter = newIPLimiter(cfg.RateLimit, p.now)
-	if p.claims.Subject == "" {
-		p.claims.Subject = "unionid"
+	if err := p.Reconfigure(cfg); err != nil {
+		return nil, err
 	}
-	if p.claims.PreferredUsername == "" {
-		p.claims.PreferredUsername = UsernamePinyin
-	}
-	p.register, p.branding = cfg.Registration, cfg.Branding
 	p.membership = newMembershipChecks(cfg.Membership)
-	p.clients = newClients(cfg.StaticClients, cfg.Storage, p.lifetimes, func(id string) string {
-		return p.issuerPath + "/login?authRequestID=" + url.QueryEscape(id)
-	})
+	lifetimes := p.settings().lifetimes
 
 	tokenKey, err := cfg.Keys.TokenKey(ctx)
 	if err != nil {
@@ -208,8 +201,8 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		BackChannelLogoutSessionSupported: true,
 		SupportedUILocales:                []language.Tag{language.SimplifiedChinese, language.English},
 		DeviceAuthorization: zop.DeviceAuthorizationConfig{
-			Lifetime:     p.lifetimes.DeviceCode,
-			PollInterval: p.lifetimes.DevicePollInterval,
+			Lifetime:     lifetimes.DeviceCode,
+			PollInterval: lifetimes.DevicePollInterval,
 			UserFormPath: p.issuerPath + "/device",
 			UserCode:     zop.UserCodeBase20,
 		},
@@ -233,17 +226,17 @@ func (p *Provider) routes() http.Handler {
 	r.Use(p.logRequests, securityHeaders(p.secure), limitBodies)
 	r.Get("/healthz", p.healthz)
 	r.Get("/readyz", p.readyz)
-	r.With(p.limiter.limit).Get("/login", p.login)
-	r.With(p.limiter.limit).Get("/callback/{connector}", p.callback)
-	r.With(p.limiter.limit).Post("/callback/{connector}/inapp", p.inAppCallback)
+	r.With(p.rateLimit).Get("/login", p.login)
+	r.With(p.rateLimit).Get("/callback/{connector}", p.callback)
+	r.With(p.rateLimit).Post("/callback/{connector}/inapp", p.inAppCallback)
 	r.Get("/logged-out", p.loggedOut)
 	r.Handle("/authorize", p.checkAuthorize(p.oidc))
-	r.With(p.limiter.limit, withTokenGrant).Handle(p.oidc.TokenEndpoint().Relative(), p.oidc)
-	r.With(p.limiter.limit).Handle(p.oidc.DeviceAuthorizationEndpoint().Relative(), p.oidc)
+	r.With(p.rateLimit, withTokenGrant, p.countTokenGrants).Handle(p.oidc.TokenEndpoint().Relative(), p.oidc)
+	r.With(p.rateLimit).Handle(p.oidc.DeviceAuthorizationEndpoint().Relative(), p.oidc)
 	r.Get("/device", p.deviceEnter)
-	r.With(p.limiter.limit).Post("/device", p.deviceLookup)
-	r.With(p.limiter.limit).Post("/device/confirm", p.deviceConfirm)
-	r.With(p.limiter.limit).Post("/consent", p.consent)
+	r.With(p.rateLimit).Post("/device", p.deviceLookup)
+	r.With(p.rateLimit).Post("/device/confirm", p.deviceConfirm)
+	r.With(p.rateLimit).Post("/consent", p.consent)
 	r.Handle(p.oidc.RevocationEndpoint().Relative(), revokeIgnoresHint(p.oidc))
 	r.Handle(p.oidc.EndSessionEndpoint().Relative(), p.endSession(p.oidc))
 	r.Handle(p.oidc.KeysEndpoint().Relative(), p.cacheJWKS(p.oidc))
@@ -259,7 +252,7 @@ func (p *Provider) routes() http.Handler {
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.handler.ServeHTTP(w, r) }
 
 func (p *Provider) connector(id string) (Connector, bool) {
-	for _, c := range p.connectors {
+	for _, c := range p.settings().connectors {
 		if c.ID == id {
 			return c, true
 		}
@@ -279,12 +272,14 @@ func (p *Provider) Maintain(ctx context.Context) {
 func (p *Provider) sweep(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	p.countRecords(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			res, err := p.store.GarbageCollect(ctx, p.now())
+			p.metrics.Sweep(err)
 			if err != nil {
 				p.log.ErrorContext(ctx, "sweep expired records", "err", err)
 				continue
@@ -294,8 +289,23 @@ func (p *Provider) sweep(ctx context.Context, interval time.Duration) {
 					"codes", res.AuthCodes, "accessTokens", res.AccessTokens, "refreshTokens", res.RefreshTokens,
 					"upstreamStates", res.UpstreamStates, "sessions", res.Sessions)
 			}
+			p.countRecords(ctx)
 		}
 	}
+}
+
+// countRecords updates the stored-records gauges (the count is cheap: no
+// record is decoded).
+func (p *Provider) countRecords(ctx context.Context) {
+	if p.metrics == nil {
+		return
+	}
+	counts, err := p.store.Count(ctx)
+	if err != nil {
+		p.log.WarnContext(ctx, "count stored records", "err", err)
+		return
+	}
+	p.metrics.StoredRecords(counts)
 }
 
 // Wait blocks until background deliveries (back-channel logouts) are done; call
@@ -321,19 +331,25 @@ func (p *Provider) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if err := p.store.Ping(ctx); err != nil {
-		p.log.ErrorContext(ctx, "readiness: storage unreachable", "err", err)
+	if err := p.Ready(ctx); err != nil {
+		p.log.ErrorContext(ctx, "readiness", "err", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("storage unreachable\n"))
-		return
-	}
-	if _, err := p.keys.SigningKey(ctx); err != nil {
-		p.log.ErrorContext(ctx, "readiness: no signing key", "err", err)
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("no signing key\n"))
+		_, _ = w.Write([]byte("not ready\n"))
 		return
 	}
 	_, _ = w.Write([]byte("ok\n"))
+}
+
+// Ready reports whether the provider can serve logins: storage answers and a
+// signing key is loaded.
+func (p *Provider) Ready(ctx context.Context) error {
+	if err := p.store.Ping(ctx); err != nil {
+		return fmt.Errorf("storage unreachable: %w", err)
+	}
+	if _, err := p.keys.SigningKey(ctx); err != nil {
+		return fmt.Errorf("no signing key: %w", err)
+	}
+	return nil
 }
 
 // signingKey adapts keys.SigningKey to zitadel.

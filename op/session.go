@@ -90,7 +90,7 @@ func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, subject,
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: p.sessionCookieName(), Value: raw, Path: p.issuerPath + "/",
-		MaxAge: int(p.lifetimes.SessionAbsolute.Seconds()), HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode,
+		MaxAge: int(p.settings().lifetimes.SessionAbsolute.Seconds()), HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode,
 	})
 	return sess, nil
 }
@@ -109,7 +109,7 @@ func (p *Provider) useSession(ctx context.Context, id, clientID string) error {
 }
 
 func (p *Provider) sessionExpiry(created, now time.Time) time.Time {
-	idle, absolute := now.Add(p.lifetimes.SessionIdle), created.Add(p.lifetimes.SessionAbsolute)
+	idle, absolute := now.Add(p.settings().lifetimes.SessionIdle), created.Add(p.settings().lifetimes.SessionAbsolute)
 	if absolute.Before(idle) {
 		return absolute
 	}

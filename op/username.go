@@ -126,7 +126,7 @@ func usernameSuffix(unionID string, n int) string {
 // Two people with the same name logging in at the same instant may both get the
 // plain name; the index shows it (`dingbridge users list`).
 func (p *Provider) chooseUsername(ctx context.Context, u storage.User) (string, error) {
-	if u.Username != "" || p.claims.PreferredUsername != UsernamePinyin {
+	if u.Username != "" || p.settings().claims.PreferredUsername != UsernamePinyin {
 		return u.Username, nil
 	}
 	base := pinyinUsername(u.Nick, u.UnionID)

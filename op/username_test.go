@@ -66,7 +66,8 @@ func TestUsernameClashGetsAStableSuffix(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	p := &Provider{store: store, claims: ClaimsPolicy{PreferredUsername: UsernamePinyin}}
+	p := &Provider{store: store}
+	p.current.Store(&settings{claims: ClaimsPolicy{PreferredUsername: UsernamePinyin}})
 	ctx := t.Context()
 	choose := func(subject, unionID string) string {
 		t.Helper()

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -19,7 +20,6 @@ import (
 	"github.com/dingbridge/dingbridge/keys"
 	"github.com/dingbridge/dingbridge/op"
 	"github.com/dingbridge/dingbridge/storage"
-	"github.com/dingbridge/dingbridge/storage/bolt"
 )
 
 // The admin commands (client, keys, users, claims) run the same code whether
@@ -130,29 +130,38 @@ func adminCommand(env config.Env, c *cobra.Command, run adminRun) *cobra.Command
 }
 
 // connectAdmin returns the running server's admin API if it answers on its
-// socket, or else a Service over the database file, opened directly.
+// socket, or else a Service over the database file, opened directly. Before
+// the first start there is no file: it is created as serve would (0600, the
+// schema, signing keys), so provisioning can register clients before the
+// service is enabled.
 func connectAdmin(ctx context.Context, cfg *config.Config, logs io.Writer) (admin.API, func(), error) {
 	remote := admin.Dial(cfg.AdminSocket)
-	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	pingErr := remote.Ping(pingCtx)
-	cancel()
+	pingErr := pingRemote(ctx, remote)
 	if pingErr == nil {
 		return remote, func() {}, nil
 	}
 	path := cfg.Storage.Path
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		// Creating it here could leave a file the server's user cannot open.
-		return nil, nil, fmt.Errorf("the database %s does not exist yet and no dingbridge answers on %s: start `dingbridge serve` once to create it, or check storage.path", path, cfg.AdminSocket)
+	_, statErr := os.Stat(path)
+	creating := errors.Is(statErr, fs.ErrNotExist)
+	if creating {
+		if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+			return nil, nil, fmt.Errorf("the database %s does not exist yet and its folder %s does not either: create the folder (owned by the user serve runs as), or check storage.path", path, filepath.Dir(path))
+		}
 	}
-	// A running server holds the file's lock: give up quickly rather than wait.
-	store, err := bolt.Open(path, bolt.Options{Timeout: 300 * time.Millisecond})
-	if errors.Is(err, bolt.ErrLocked) {
-		return nil, nil, fmt.Errorf("the database %s is in use by a running dingbridge but its admin socket %s does not answer: %w", path, cfg.AdminSocket, pingErr)
-	}
+	store, err := openOffline(path, cfg.AdminSocket, pingErr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open storage: %w", err)
+		return nil, nil, err
 	}
-	km, err := keys.New(store, keys.Options{RetainFor: keyRetention})
+	var km *keys.Manager
+	if creating {
+		// The keys serve would make at its first start, from the same settings.
+		km, err = newKeyManager(ctx, store, cfg.Keys)
+		if err == nil {
+			err = giveToFolderOwner(path)
+		}
+	} else {
+		km, err = keys.New(store, keys.Options{RetainFor: keyRetention})
+	}
 	if err == nil {
 		var svc *admin.Service
 		offline := &offlineMembership{cfg: cfg, store: store, keys: km, logger: newLogger(logs, config.Logging{Level: "warn"})}
@@ -161,6 +170,9 @@ func connectAdmin(ctx context.Context, cfg *config.Config, logs io.Writer) (admi
 		}
 	}
 	_ = store.Close()
+	if creating {
+		_ = os.Remove(path)
+	}
 	return nil, nil, err
 }
 
@@ -207,7 +219,7 @@ type offlineMembership struct {
 }
 
 func (o *offlineMembership) SyncMembership(ctx context.Context, apply bool) (op.SyncReport, error) {
-	provider, err := newProvider(ctx, o.cfg, o.store, o.keys, o.logger)
+	provider, err := newProvider(ctx, o.cfg, o.store, o.keys, nil, o.logger)
 	if err != nil {
 		return op.SyncReport{}, err
 	}

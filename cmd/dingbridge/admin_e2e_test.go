@@ -159,17 +159,6 @@ func TestAdminCommandWhenDatabaseIsLockedAndNoSocketAnswers(t *testing.T) {
 	}
 }
 
-func TestAdminCommandBeforeTheDatabaseExists(t *testing.T) {
-	e := newAdminEnv(t)
-	code, _, stderr := e.cli(t, "users", "list")
-	if code != exitError || !strings.Contains(stderr, "does not exist yet") {
-		t.Errorf("exit %d, stderr:\n%s\nwant 1 and that the database does not exist yet", code, stderr)
-	}
-	if _, err := os.Stat(e.dbPath); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the command created %s: %v", e.dbPath, err)
-	}
-}
-
 // cliJSON runs a command with -o json, which must succeed, and decodes its output.
 func (e *adminEnv) cliJSON(t *testing.T, v any, args ...string) {
 	t.Helper()

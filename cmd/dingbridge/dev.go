@@ -128,7 +128,7 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	provider, err := newProvider(ctx, cfg, store, km, logger)
+	provider, err := newProvider(ctx, cfg, store, km, nil, logger)
 	if err != nil {
 		return err
 	}

@@ -44,7 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env confi
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(serveCommand(env), devCommand(), configCommand(env), versionCommand(),
-		clientCommand(env), keysCommand(env), usersCommand(env), claimsCommand(env))
+		clientCommand(env), keysCommand(env), usersCommand(env), claimsCommand(env),
+		backupCommand(env), dbCommand(env), reloadCommand(env), healthCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "dingbridge:", err)
 		return exitCode(err)
@@ -85,7 +86,7 @@ func configCommand(env config.Env) *cobra.Command {
 			}
 			// What serve builds from the file, short of opening the database:
 			// a file that passes here starts.
-			if _, err := newConnectors(cfg); err != nil {
+			if _, err := newConnectors(cfg, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK (issuer %s, %d connector(s), %d static client(s))\n",

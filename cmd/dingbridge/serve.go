@@ -9,7 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -19,8 +22,11 @@ import (
 	"github.com/dingbridge/dingbridge/config"
 	"github.com/dingbridge/dingbridge/keys"
 	"github.com/dingbridge/dingbridge/op"
+	"github.com/dingbridge/dingbridge/op/telemetry"
 	"github.com/dingbridge/dingbridge/storage"
 	"github.com/dingbridge/dingbridge/storage/bolt"
+	"github.com/dingbridge/dingbridge/storage/timed"
+	"github.com/dingbridge/dingbridge/upstream"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk"
 )
 
@@ -52,12 +58,17 @@ func serveFile(ctx context.Context, path string, env config.Env, logs io.Writer,
 	}
 	logger := newLogger(logs, cfg.Logging)
 	defer useDefaultLogger(logger)()
-	return runServe(ctx, cfg, logger, ln)
+	// SIGHUP re-reads the file, as `dingbridge reload` does.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return runServe(ctx, cfg, logger, ln, func() (*config.Config, error) { return config.Load(path, env) }, hup)
 }
 
-// runServe serves the provider, and the admin socket beside it, until ctx is
-// done: on ln, or on cfg.Listen when ln is nil.
-func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, ln net.Listener) error {
+// runServe serves the provider, the admin socket and (when configured) the
+// telemetry listener until ctx is done: on ln, or on cfg.Listen when ln is nil.
+// load reads the configuration again; a value on hup reloads with it.
+func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, ln net.Listener, load func() (*config.Config, error), hup <-chan os.Signal) error {
 	if ln == nil {
 		var err error
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -65,16 +76,27 @@ func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, ln n
 		}
 	}
 	defer ln.Close() // on early errors; serveHTTP's shutdown closes it otherwise
-	store, err := openStorage(cfg.Storage, false)
+	db, err := openStorage(cfg.Storage, false)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer db.Close()
+	var metrics *telemetry.Metrics // nil: telemetry is off and nothing is recorded
+	var store storage.Storage = db
+	var telemetryLn net.Listener
+	if cfg.Telemetry.Listen != "" {
+		if telemetryLn, err = net.Listen("tcp", cfg.Telemetry.Listen); err != nil {
+			return fmt.Errorf("telemetry: listen on %s: %w: set telemetry.listen to a free address", cfg.Telemetry.Listen, err)
+		}
+		defer telemetryLn.Close()
+		metrics = telemetry.New()
+		store = timed.New(db, metrics)
+	}
 	km, err := newKeyManager(ctx, store, cfg.Keys)
 	if err != nil {
 		return err
 	}
-	provider, err := newProvider(ctx, cfg, store, km, logger)
+	provider, err := newProvider(ctx, cfg, store, km, metrics, logger)
 	if err != nil {
 		return err
 	}
@@ -84,20 +106,32 @@ func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, ln n
 	if err != nil {
 		return err
 	}
+	srv := &running{cfg: cfg, load: load, db: db, store: store, keys: km, provider: provider, admin: svc, metrics: metrics, log: logger}
 	adminLn, err := admin.Listen(cfg.AdminSocket)
 	if err != nil {
 		return err
 	}
 	adminCtx, stopAdmin := context.WithCancel(ctx)
 	adminDone := make(chan error, 1)
-	go func() { adminDone <- admin.ServeListener(adminCtx, adminLn, svc, logger) }()
+	go func() { adminDone <- admin.ServeListener(adminCtx, adminLn, serverAdmin{svc, srv}, logger) }()
+	telemetryDone := make(chan error, 1)
+	if telemetryLn != nil {
+		go func() {
+			telemetryDone <- serveHTTP(adminCtx, telemetryLn, telemetry.Handler(metrics, provider.Ready, logger), nil, logger)
+		}()
+	} else {
+		telemetryDone <- nil
+	}
+	go srv.reloadOn(adminCtx, hup)
 	logger.Info("dingbridge serving", "version", version, "issuer", cfg.Issuer,
-		"listen", ln.Addr().String(), "adminSocket", cfg.AdminSocket)
+		"listen", ln.Addr().String(), "adminSocket", cfg.AdminSocket, "telemetry", cfg.Telemetry.Listen)
 	err = serveHTTP(ctx, ln, provider, provider, logger)
-	// Stop the admin socket before the deferred store.Close: its requests use the store.
+	// Stop the admin socket before the deferred db.Close: its requests use the store.
 	stopAdmin()
-	if adminErr := <-adminDone; adminErr != nil && err == nil {
-		err = adminErr
+	for _, done := range []chan error{adminDone, telemetryDone} {
+		if otherErr := <-done; otherErr != nil && err == nil {
+			err = otherErr
+		}
 	}
 	return err
 }
@@ -136,11 +170,9 @@ func newKeyManager(ctx context.Context, store storage.Storage, cfg config.Keys) 
 
 // newConnectors builds the configured upstream logins. serve and `config check`
 // both call it, so a file that check accepts has connectors that start.
-func newConnectors(cfg *config.Config) ([]op.Connector, error) {
+// observer, when not nil, is told about every DingTalk call.
+func newConnectors(cfg *config.Config, observer dingtalk.Observer) ([]op.Connector, error) {
 	var connectors []op.Connector
-	// Counts of DingTalk calls by API and result, across connectors; an HTTP
-	// metrics endpoint will export them.
-	metrics := dingtalk.NewMetrics()
 	// One pool of kept-alive connections to DingTalk for every connector.
 	httpClient := dingtalk.NewHTTPClient()
 	for _, c := range cfg.Connectors {
@@ -157,7 +189,7 @@ func newConnectors(cfg *config.Config) ([]op.Connector, error) {
 			Groups:            cfg.Claims.Groups,
 			DirectoryCacheTTL: time.Duration(c.DirectoryCacheTTL),
 			Timeout:           time.Duration(c.Timeout),
-			Metrics:           metrics,
+			Metrics:           observer,
 			HTTPClient:        httpClient,
 			Endpoints: dingtalk.Endpoints{
 				Login: c.Endpoints.Login, API: c.Endpoints.API, OAPI: c.Endpoints.OAPI, JSAPI: c.Endpoints.JSAPI,
@@ -167,18 +199,28 @@ func newConnectors(cfg *config.Config) ([]op.Connector, error) {
 		if err != nil {
 			return nil, fmt.Errorf("connectors: %s: %w", c.ID, err)
 		}
-		connectors = append(connectors, op.Connector{ID: c.ID, Name: c.Name, Connector: conn, Embedded: c.LoginPage == "embedded"})
+		method := upstream.MethodOAuth2
+		if c.Mode == dingtalk.ModeSNS {
+			method = upstream.MethodSNS
+		}
+		connectors = append(connectors, op.Connector{ID: c.ID, Name: c.Name, Connector: conn, Method: method,
+			Embedded: c.LoginPage == "embedded"})
 	}
 	return connectors, nil
 }
 
-// newProvider wires the configuration into an op.Provider.
-func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage, km *keys.Manager, logger *slog.Logger) (*op.Provider, error) {
-	connectors, err := newConnectors(cfg)
+// newProvider wires the configuration into an op.Provider; metrics may be nil.
+func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage, km *keys.Manager, metrics *telemetry.Metrics, logger *slog.Logger) (*op.Provider, error) {
+	connectors, err := newConnectors(cfg, observerOf(metrics))
 	if err != nil {
 		return nil, err
 	}
-	return op.New(ctx, op.Config{
+	return op.New(ctx, providerConfig(cfg, connectors, store, km, metrics, logger))
+}
+
+// providerConfig is the provider's view of cfg, for New and for Reconfigure.
+func providerConfig(cfg *config.Config, connectors []op.Connector, store storage.Storage, km *keys.Manager, metrics *telemetry.Metrics, logger *slog.Logger) op.Config {
+	return op.Config{
 		Issuer:        cfg.Issuer,
 		Connectors:    connectors,
 		Storage:       store,
@@ -203,8 +245,9 @@ func newProvider(ctx context.Context, cfg *config.Config, store storage.Storage,
 		Registration: op.Registration{Closed: cfg.Registration == "closed", Contact: cfg.RegistrationContact},
 		Branding:     op.Branding{Title: cfg.Branding.Title, LogoURL: cfg.Branding.LogoURL},
 		Membership:   op.Membership{Recheck: time.Duration(cfg.MembershipRecheck), Grace: time.Duration(cfg.MembershipGrace)},
+		Metrics:      metrics,
 		Logger:       logger,
-	})
+	}
 }
 
 func rateLimit(cfg *config.Config) op.RateLimit {
@@ -244,6 +287,8 @@ func claimsPolicy(cfg *config.Config) op.ClaimsPolicy {
 }
 
 // serveHTTP serves handler on ln until ctx is done, then drains connections.
+// With a provider, its housekeeping runs meanwhile and its deliveries are
+// waited for.
 func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, provider *op.Provider, logger *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           handler,
@@ -254,9 +299,11 @@ func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, provi
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	defer stopSweep()
-	go provider.Maintain(sweepCtx)
+	if provider != nil {
+		sweepCtx, stopSweep := context.WithCancel(ctx)
+		defer stopSweep()
+		go provider.Maintain(sweepCtx)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -271,7 +318,9 @@ func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, provi
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	provider.Wait() // back-channel logouts already under way
+	if provider != nil {
+		provider.Wait() // back-channel logouts already under way
+	}
 	return nil
 }
 

@@ -124,9 +124,15 @@ func Open(path string, opts Options) (*Storage, error) {
 	if timeout <= 0 {
 		timeout = time.Second
 	}
+	var file *os.File // the file bbolt opened, to see that it is still at path
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: timeout,
 		NoSync:  opts.NoSync,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			file = f
+			return f, err
+		},
 		// The hashmap freelist keeps commits cheap as the file grows and frees pages.
 		FreelistType: bbolt.FreelistMapType,
 	})
@@ -135,6 +141,11 @@ func Open(path string, opts Options) (*Storage, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	if !stillAt(file, path) {
+		// Compact renamed a new file over path while we waited for the old one's lock.
+		_ = db.Close()
+		return Open(path, opts)
 	}
 	db.MaxBatchDelay = DefaultMaxBatchDelay
 	if opts.MaxBatchDelay > 0 {

@@ -68,6 +68,7 @@ func (c *Client) appAccessToken(ctx context.Context) (string, error) {
 		cache.mu.Unlock()
 
 		token, ttl, err := c.getToken(ctx)
+		c.metrics.ObserveAppTokenFetch(resultOf(err))
 		if err != nil {
 			err = fmt.Errorf("app access token: %w", err)
 		}

@@ -114,7 +114,7 @@ type ClientConfig struct {
 	// Timeout bounds each request; a throttled call is retried for at most Timeout in
 	// all, and never past the caller's deadline. 0: DefaultTimeout.
 	Timeout time.Duration
-	Metrics *Metrics         // nil: calls are not counted
+	Metrics Observer         // nil: calls are not observed
 	Now     func() time.Time // nil: time.Now; for SNS signatures and the app token's expiry
 }
 
@@ -125,7 +125,7 @@ type Client struct {
 	endpoints    Endpoints
 	http         *http.Client
 	timeout      time.Duration
-	metrics      *Metrics
+	metrics      Observer // never nil: noObserver when unset
 	now          func() time.Time
 	appToken     appTokenCache // gettoken's answer, for the corp APIs
 }
@@ -156,6 +156,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	if c.http == nil {
 		c.http = NewHTTPClient()
+	}
+	if c.metrics == nil {
+		c.metrics = noObserver{}
 	}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout

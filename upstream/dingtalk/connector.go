@@ -69,7 +69,7 @@ type Config struct {
 	HTTPClient *http.Client
 
 	Timeout time.Duration // per DingTalk call; 0: DefaultTimeout
-	Metrics *Metrics      // nil: calls are not counted
+	Metrics Observer      // nil: calls are not observed
 	// Now is the clock for SNS signatures, the app token's expiry and the directory
 	// cache; nil: time.Now.
 	Now func() time.Time

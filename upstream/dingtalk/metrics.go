@@ -5,11 +5,27 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
-// Metrics counts the HTTP calls connectors make to DingTalk, by API and result, for
-// an operator's dashboard (a Prometheus collector reads it with Each). One Metrics may
-// be shared by several connectors. It is safe for concurrent use.
+// Observer is told about the calls connectors make to DingTalk, so that an
+// operator's monitoring (dingbridge's Prometheus metrics) can follow them without
+// this package knowing how they are exported. Implementations must be safe for
+// concurrent use and quick: they run on the login path.
+type Observer interface {
+	// ObserveCall: one attempt of a call to api ended with result (ResultOK,
+	// ResultBusy, ResultTimeout, ResultError) after took.
+	ObserveCall(api, result string, took time.Duration)
+	// ObserveRetry: a throttled call to api is about to be tried again.
+	ObserveRetry(api string)
+	// ObserveAppTokenFetch: the app access token was fetched from DingTalk (the
+	// cache had none), with result ResultOK or the failed attempt's result.
+	ObserveAppTokenFetch(result string)
+}
+
+// Metrics is the simplest Observer: it counts the HTTP calls connectors make to
+// DingTalk, by API and result, and reads them back with Count and Each. One
+// Metrics may be shared by several connectors. It is safe for concurrent use.
 //
 // The APIs are named "userAccessToken", "users/me", "sns/getuserinfo_bycode",
 // "gettoken", "getuserinfo", "getbyunionid", "user/get" and "department/get"; each
@@ -39,6 +55,17 @@ const (
 )
 
 type metricKey struct{ api, result string }
+
+var _ Observer = (*Metrics)(nil)
+
+// ObserveCall counts the attempt.
+func (m *Metrics) ObserveCall(api, result string, _ time.Duration) { m.add(api, result) }
+
+// ObserveRetry is not counted: every attempt is already a call.
+func (m *Metrics) ObserveRetry(string) {}
+
+// ObserveAppTokenFetch is not counted: each fetch is a call to "gettoken".
+func (m *Metrics) ObserveAppTokenFetch(string) {}
 
 // NewMetrics returns a Metrics with every count at zero.
 func NewMetrics() *Metrics { return &Metrics{} }
@@ -81,3 +108,10 @@ func (m *Metrics) Each(fn func(api, result string, n uint64)) {
 		fn(c.api, c.result, c.n)
 	}
 }
+
+// noObserver observes nothing: a Client without an Observer.
+type noObserver struct{}
+
+func (noObserver) ObserveCall(string, string, time.Duration) {}
+func (noObserver) ObserveRetry(string)                       {}
+func (noObserver) ObserveAppTokenFetch(string)               {}

@@ -33,7 +33,7 @@ func (c *Client) call(ctx context.Context, api string, attempt func() error) err
 	for n := 1; ; n++ {
 		began := time.Now()
 		err := attempt()
-		c.metrics.add(api, resultOf(err))
+		c.metrics.ObserveCall(api, resultOf(err), time.Since(began))
 		if err == nil || !throttled(err) {
 			return err
 		}
@@ -47,6 +47,7 @@ func (c *Client) call(ctx context.Context, api string, attempt func() error) err
 		timer := time.NewTimer(wait)
 		select {
 		case <-timer.C:
+			c.metrics.ObserveRetry(api)
 		case <-ctx.Done():
 			timer.Stop()
 			if errors.Is(ctx.Err(), context.Canceled) {
