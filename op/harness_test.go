@@ -80,6 +80,8 @@ type envOptions struct {
 	connector func(*dingtalk.Config)
 	// claims is the provider's claims policy.
 	claims op.ClaimsPolicy
+	// users replaces the fake DingTalk's demo users; the first one logs in.
+	users []dingtalktest.User
 	// keyAlgorithm signs the tokens; "": the default, RS256.
 	keyAlgorithm jose.SignatureAlgorithm
 	// limits bound the storage's flow state (zero: the defaults).
@@ -112,6 +114,9 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	e.dingtalk = opts.fake
 	if e.dingtalk == nil {
 		users := dingtalktest.DemoUsers()
+		if opts.users != nil {
+			users = opts.users
+		}
 		e.dingtalk = dingtalktest.NewServer(dingtalktest.Config{
 			Apps: []dingtalktest.App{
 				{ClientID: dtClientID, ClientSecret: dtSecret, RedirectURIs: []string{e.issuer + "/callback/dingtalk"}, CorpID: dingtalktest.DemoCorpID},
@@ -123,6 +128,9 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		t.Cleanup(e.dingtalk.Close)
 	}
 	e.user = dingtalktest.DemoUsers()[0]
+	if opts.users != nil {
+		e.user = opts.users[0]
+	}
 	e.dingtalk.Fake.AutoApprove(e.user.UnionID)
 
 	e.store, err = bolt.Open(e.dbPath, bolt.Options{Limits: opts.limits})

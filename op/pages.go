@@ -35,6 +35,7 @@ const (
 	pageChooseConnector       page = "choose_connector"
 	pageLoggedOut             page = "logged_out"
 	pageLogoutRefused         page = "logout_refused"
+	pageLogoutConfirm         page = "logout_confirm"
 	pageServerError           page = "server_error"
 	pageBusy                  page = "busy"
 	pageNotFound              page = "not_found"
@@ -56,6 +57,7 @@ const (
 	labelDeny        page = "label_deny"
 	labelApplication page = "label_application"
 	labelScopes      page = "label_scopes"
+	labelLogOut      page = "label_log_out"
 	labelDingTalkID  page = "label_dingtalk_id"
 	labelContact     page = "label_contact"
 )
@@ -94,6 +96,8 @@ var messages = map[string]map[page]message{
 		pageLoggedOut:       {"You have logged out", "You can close this window.", ""},
 		pageLogoutRefused: {"Logout request refused", "The application asked to log you out and send you to an address it has not registered, or sent an invalid request. You are still logged in.",
 			"Ask the application's administrator to register the exact post-logout redirect URI."},
+		pageLogoutConfirm: {"Log out?", "A page asked to log you out of dingbridge. You will have to log in again in every application that uses it.",
+			"If you did not ask to log out, close this page: you stay logged in."},
 		pageServerError: {"Something went wrong", "The login service could not complete your request.",
 			"Try again later. If it keeps failing, tell your administrator."},
 		pageBusy: {"The login service is busy", "Too many logins are in progress right now.",
@@ -123,6 +127,7 @@ var messages = map[string]map[page]message{
 		labelDeny:                    {Title: "Deny"},
 		labelApplication:             {Title: "Application"},
 		labelScopes:                  {Title: "It will receive"},
+		labelLogOut:                  {Title: "Log out"},
 		scopeLabel("openid"):         {Title: "Who you are at DingTalk (your DingTalk ids)"},
 		scopeLabel("profile"):        {Title: "Your name and avatar"},
 		scopeLabel("email"):          {Title: "Your email address"},
@@ -149,6 +154,7 @@ var messages = map[string]map[page]message{
 			"请告诉管理员；详细信息在登录服务的日志中。"},
 		pageChooseConnector: {"登录", "请选择登录方式。", ""},
 		pageLoggedOut:       {"您已退出登录", "现在可以关闭此窗口。", ""},
+		pageLogoutConfirm:   {"退出登录？", "有页面请求让您退出 dingbridge 登录。退出后，使用它的每个应用都需要重新登录。", "如果不是您本人要求退出，请关闭此页面，您将保持登录状态。"},
 		pageServerError:     {"出错了", "登录服务暂时无法完成您的请求。", "请稍后再试。如果一直失败，请联系管理员。"},
 		pageBusy:            {"登录服务繁忙", "当前正在进行的登录过多。", "请稍候再试。"},
 		pageNotFound:        {"页面不存在", "", ""},
@@ -174,6 +180,7 @@ var messages = map[string]map[page]message{
 		labelDeny:                    {Title: "拒绝"},
 		labelApplication:             {Title: "应用"},
 		labelScopes:                  {Title: "将获取"},
+		labelLogOut:                  {Title: "退出登录"},
 		scopeLabel("openid"):         {Title: "您在钉钉的身份（钉钉用户标识）"},
 		scopeLabel("profile"):        {Title: "您的姓名和头像"},
 		scopeLabel("email"):          {Title: "您的邮箱地址"},

@@ -17,6 +17,7 @@ type settings struct {
 	register   Registration
 	branding   Branding
 	limiter    *ipLimiter
+	failures   *failureLimiter
 }
 
 // settings returns the configuration in force. A request that reads it more
@@ -48,6 +49,7 @@ func (p *Provider) Reconfigure(cfg Config) error {
 		branding:   cfg.Branding,
 		limiter:    newIPLimiter(cfg.RateLimit, p.now),
 	}
+	s.failures = newFailureLimiter(cfg.RateLimit, s.limiter)
 	if s.claims.Subject == "" {
 		s.claims.Subject = "unionid"
 	}
@@ -56,7 +58,7 @@ func (p *Provider) Reconfigure(cfg Config) error {
 	}
 	s.clients = newClients(cfg.StaticClients, p.store, s.lifetimes, func(id string) string {
 		return p.issuerPath + "/login?authRequestID=" + url.QueryEscape(id)
-	})
+	}, p.clientSecretKey, p.log)
 	p.current.Store(s)
 	return nil
 }

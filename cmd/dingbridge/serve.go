@@ -153,12 +153,7 @@ const keyRetention = 24 * time.Hour
 
 // newKeyManager returns the key manager over store, with key material ensured.
 func newKeyManager(ctx context.Context, store storage.Storage, cfg config.Keys) (*keys.Manager, error) {
-	km, err := keys.New(store, keys.Options{
-		Algorithm:      jose.SignatureAlgorithm(cfg.Algorithm),
-		RotationPeriod: time.Duration(cfg.RotationPeriod),
-		PublishAhead:   time.Duration(cfg.PublishAhead),
-		RetainFor:      keyRetention,
-	})
+	km, err := keys.New(store, keyOptions(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -166,6 +161,18 @@ func newKeyManager(ctx context.Context, store storage.Storage, cfg config.Keys) 
 		return nil, err
 	}
 	return km, nil
+}
+
+// keyOptions is the key schedule the configuration asks for. The server and the
+// CLI working on the database file both build their key manager from it, so
+// `keys rotate` makes the configured kind of key whichever way it runs.
+func keyOptions(cfg config.Keys) keys.Options {
+	return keys.Options{
+		Algorithm:      jose.SignatureAlgorithm(cfg.Algorithm),
+		RotationPeriod: time.Duration(cfg.RotationPeriod),
+		PublishAhead:   time.Duration(cfg.PublishAhead),
+		RetainFor:      keyRetention,
+	}
 }
 
 // newConnectors builds the configured upstream logins. serve and `config check`

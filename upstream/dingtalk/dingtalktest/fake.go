@@ -149,6 +149,12 @@ type Failure struct {
 	Hang bool
 	// Times is how many requests fail; 0 means until ClearFailures.
 	Times int
+	// For makes the failure last this long from the first request it fails, as
+	// DingTalk's limits do: a QPS limit (90018, 90002, Forbidden.AccessDenied.Qps…)
+	// lasts a second, the gateway's per-IP ban five minutes. Every request in
+	// that time fails, whatever Times says; afterwards the failure is gone.
+	For   time.Duration
+	until time.Time // set by the first failed request when For is
 }
 
 // Fake is the fake DingTalk. It is safe for concurrent use.
@@ -292,6 +298,17 @@ func (f *Fake) countCall(api string) (Failure, bool) {
 	failure, ok := f.failures[api]
 	if !ok {
 		return Failure{}, false
+	}
+	if failure.For > 0 {
+		now := f.now()
+		if failure.until.IsZero() {
+			failure.until = now.Add(failure.For)
+		}
+		if !now.Before(failure.until) {
+			delete(f.failures, api)
+			return Failure{}, false
+		}
+		return *failure, true
 	}
 	if failure.Times > 0 {
 		failure.Times--
