@@ -436,6 +436,13 @@ func (f *Fake) RemoveMember(unionID string) {
 	f.left[unionID] = true
 }
 
+// RestoreMember undoes RemoveMember: the person is back in their organisation's directory.
+func (f *Fake) RestoreMember(unionID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.left, unionID)
+}
+
 // newSecret makes codes and tokens: 26 random base32 characters.
 func newSecret() string { return rand.Text() }
 
