@@ -21,7 +21,7 @@ import (
 // API is every admin operation.
 type API interface {
 	// AddClient registers a client. A confidential client's secret is in the
-	// answer and nowhere else: only its bcrypt hash is stored.
+	// answer and nowhere else: only its HMAC is stored.
 	AddClient(ctx context.Context, spec ClientSpec) (ClientWithSecret, error)
 	// ListClients lists static clients (from the configuration file) and
 	// registered ones, by ID.

@@ -123,13 +123,13 @@ func (s *Service) DeleteClient(ctx context.Context, id string) error {
 	return nil
 }
 
-// RotateClientSecret gives a confidential client a new secret. The provider's
-// verified-secret cache is keyed by the stored hash, so the old secret fails at once.
+// RotateClientSecret gives a confidential client a new secret; the old one
+// fails at once (the provider reads the stored hash on every authentication).
 func (s *Service) RotateClientSecret(ctx context.Context, id string) (ClientWithSecret, error) {
 	if err := s.refuseStatic(id, "given a new secret"); err != nil {
 		return ClientWithSecret{}, err
 	}
-	secret, hash, err := newSecret(s.conf().SecretHashCost)
+	secret, hash, err := s.newSecret(ctx)
 	if err != nil {
 		return ClientWithSecret{}, err
 	}

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/dingbridge/dingbridge/op"
 	"github.com/dingbridge/dingbridge/storage"
 )
@@ -43,7 +41,7 @@ func (s *Service) AddClient(ctx context.Context, spec ClientSpec) (ClientWithSec
 	var secret string
 	if !spec.Public {
 		var err error
-		if secret, c.SecretHash, err = newSecret(s.conf().SecretHashCost); err != nil {
+		if secret, c.SecretHash, err = s.newSecret(ctx); err != nil {
 			return ClientWithSecret{}, err
 		}
 	}
@@ -103,17 +101,18 @@ func checkURIs(redirect, postLogout []string, public bool) error {
 	return nil
 }
 
-// newSecret returns a client secret (32 random bytes, so its SHA-256 is as good
-// a verifier as bcrypt, which op's cache relies on) and its bcrypt hash.
-func newSecret(cost int) (secret, hash string, err error) {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // crypto/rand never returns an error
-	secret = base64.RawURLEncoding.EncodeToString(b)
-	h, err := bcrypt.GenerateFromPassword([]byte(secret), cost)
+// newSecret returns a client secret (32 random bytes) and the form it is stored
+// in: the HMAC the provider verifies it with (op.HashClientSecret). A secret
+// nobody chose needs no slow hash; see op/clientauth.go.
+func (s *Service) newSecret(ctx context.Context) (secret, hash string, err error) {
+	tokenKey, err := s.conf().Keys.TokenKey(ctx)
 	if err != nil {
 		return "", "", fmt.Errorf("hash client secret: %w", err)
 	}
-	return secret, string(h), nil
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand never returns an error
+	secret = base64.RawURLEncoding.EncodeToString(b)
+	return secret, op.HashClientSecret(op.ClientSecretKey(tokenKey), secret), nil
 }
 
 // ListClients lists static clients and registered ones, by ID.

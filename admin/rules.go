@@ -1,64 +1,23 @@
 package admin
 
 import (
-	"github.com/dingbridge/dingbridge/op"
-
-	"net"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/dingbridge/dingbridge/config"
+	"github.com/dingbridge/dingbridge/op"
 )
 
 // checkRedirectURI refuses a redirect (or post-logout redirect) URI that would
-// let a code or token reach someone other than the client, with the rule it
-// breaks and the fix. what names the flag in messages.
+// let a code or token reach someone other than the client, by the rule `config
+// check` applies to static clients. what names the flag in messages.
 func checkRedirectURI(what, raw string, public bool) error {
-	if strings.Contains(raw, "*") {
-		// Wildcards make every URL under a domain a place codes can be sent to.
-		return refuse(ErrInvalid, "%s %q contains a wildcard (*): register each URI exactly", what, raw)
-	}
-	if strings.Contains(raw, "#") {
-		// RFC 6749 §3.1.2: the response is added to the URI; a fragment would swallow it.
-		return refuse(ErrInvalid, "%s %q has a fragment: remove the # and what follows", what, raw)
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" {
-		return refuse(ErrInvalid, "%s %q is not an absolute URI: write it with its scheme, like https://app.example.com/callback", what, raw)
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "https":
-		if u.Host == "" {
-			return refuse(ErrInvalid, "%s %q has no host: write it like https://app.example.com/callback", what, raw)
-		}
-	case "http":
-		if !isLoopback(u.Hostname()) {
-			return refuse(ErrInvalid, "%s %q must use https: http is allowed only for 127.0.0.1, [::1] and localhost", what, raw)
-		}
-	case "javascript", "data", "file", "vbscript", "blob", "about":
-		return refuse(ErrInvalid, "%s %q uses the %s scheme, which can never receive a login response", what, raw, u.Scheme)
-	default:
-		// A custom scheme (com.example.app:/cb) reaches whichever app claimed it on
-		// the device, so only a client that has no secret to protect may use one
-		// (RFC 8252 §7.1); its PKCE binds the code to the app that started the login.
-		if !public {
-			return refuse(ErrInvalid, "%s %q uses the custom scheme %q, allowed only for public (native) clients: add --public, or use an https URI", what, raw, u.Scheme)
-		}
-		return nil
-	}
-	if u.User != nil {
-		return refuse(ErrInvalid, "%s %q contains a user name or password: remove the part before @", what, raw)
+	if problem := config.RedirectURIProblem(raw, public); problem != "" {
+		return refuse(ErrInvalid, "%s %q %s", what, raw, problem)
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)

@@ -5,8 +5,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/dingbridge/dingbridge/keys"
 	"github.com/dingbridge/dingbridge/op"
 	"github.com/dingbridge/dingbridge/storage"
@@ -25,10 +23,6 @@ type Config struct {
 	// MaxTokenLifetime bounds per-client lifetimes: the time a retired signing
 	// key stays published (keys.Options.RetainFor).
 	MaxTokenLifetime time.Duration
-	// SecretHashCost is the bcrypt cost of client secret hashes; 0 means
-	// bcrypt.DefaultCost. Tests lower it: under the race detector one hash at the
-	// default cost takes most of a second.
-	SecretHashCost int
 	// DefaultCorpID is the organisation a provisioned userid belongs to when
 	// none is given: the corpID of the one connector that has one.
 	DefaultCorpID string
@@ -72,9 +66,6 @@ func (s *Service) Reconfigure(cfg Config) error {
 	}
 	if cfg.IDTokenLifetime <= 0 {
 		cfg.IDTokenLifetime = time.Hour
-	}
-	if cfg.SecretHashCost == 0 {
-		cfg.SecretHashCost = bcrypt.DefaultCost
 	}
 	if cfg.MaxTokenLifetime <= 0 {
 		cfg.MaxTokenLifetime = 24 * time.Hour

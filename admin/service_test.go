@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/dingbridge/dingbridge/admin"
 	"github.com/dingbridge/dingbridge/keys"
 	"github.com/dingbridge/dingbridge/op"
@@ -66,9 +64,8 @@ func newService(t *testing.T) (*admin.Service, *bolt.Storage) {
 	}
 	svc, err := admin.NewService(admin.Config{
 		Storage: store, Keys: km, Issuer: issuer, IDTokenLifetime: time.Hour,
-		StaticClients:  []op.StaticClient{{ID: "grafana", Secret: "static-secret-never-shown", RedirectURIs: []string{"https://grafana.example.com/cb"}}},
-		Claims:         op.ClaimsPolicy{Subject: "unionid"},
-		SecretHashCost: bcrypt.MinCost,
+		StaticClients: []op.StaticClient{{ID: "grafana", Secret: "static-secret-never-shown", RedirectURIs: []string{"https://grafana.example.com/cb"}}},
+		Claims:        op.ClaimsPolicy{Subject: "unionid"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -119,8 +116,8 @@ func TestRedirectURIRules(t *testing.T) {
 		{"http on [::1]", "http://[::1]:8080/cb", false, ""},
 		{"http on localhost", "http://localhost/cb", false, ""},
 		{"custom scheme, public", "com.example.app:/oauth2redirect", true, ""},
-		{"relative", "/callback", false, "is not an absolute URI"},
-		{"no scheme", "app.example.com/cb", false, "is not an absolute URI"},
+		{"relative", "/callback", false, "is not an absolute URL"},
+		{"no scheme", "app.example.com/cb", false, "is not an absolute URL"},
 		{"https without host", "https:///cb", false, "has no host"},
 		{"http elsewhere", "http://app.example.com/cb", false, "must use https"},
 		{"fragment", "https://app.example.com/cb#frag", false, "has a fragment"},
@@ -173,8 +170,12 @@ func TestAddClientStoresOnlyTheHash(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(stored.SecretHash, c.Secret) || bcrypt.CompareHashAndPassword([]byte(stored.SecretHash), []byte(c.Secret)) != nil {
-			t.Error("stored hash is not the bcrypt hash of the secret")
+		ks, err := f.store.GetKeySet(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(stored.SecretHash, c.Secret) || stored.SecretHash != op.HashClientSecret(op.ClientSecretKey([32]byte(ks.TokenKey)), c.Secret) {
+			t.Errorf("stored hash %q is not the HMAC of the secret", stored.SecretHash)
 		}
 		shown, err := f.api.GetClient(ctx, c.ID)
 		if err != nil || shown.ID != c.ID || shown.Static {
@@ -302,8 +303,12 @@ func TestRotateClientSecret(t *testing.T) {
 			t.Fatal(err)
 		}
 		stored, _ := f.store.GetClient(ctx, old.ID)
-		if fresh.Secret == old.Secret || bcrypt.CompareHashAndPassword([]byte(stored.SecretHash), []byte(fresh.Secret)) != nil ||
-			bcrypt.CompareHashAndPassword([]byte(stored.SecretHash), []byte(old.Secret)) == nil {
+		ks, err := f.store.GetKeySet(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := op.ClientSecretKey([32]byte(ks.TokenKey))
+		if fresh.Secret == old.Secret || stored.SecretHash != op.HashClientSecret(key, fresh.Secret) {
 			t.Error("stored hash does not match the new secret only")
 		}
 	})

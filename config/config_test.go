@@ -522,10 +522,10 @@ func TestRedirectURIs(t *testing.T) {
 		{uri: "com.example.app:/cb", public: true},
 		{uri: "grafana.example.com/cb", want: `staticClients[0].redirectURIs[0] "grafana.example.com/cb" is not an absolute URL`},
 		{uri: "/cb", want: `"/cb" is not an absolute URL`},
-		{uri: "https://app.example.com/cb#x", want: `"https://app.example.com/cb#x" must not have a fragment`},
+		{uri: "https://app.example.com/cb#x", want: `"https://app.example.com/cb#x" has a fragment`},
 		{uri: "http://app.example.com/cb", want: `"http://app.example.com/cb" must use https: http is allowed only for 127.0.0.1, [::1] and localhost`},
 		{uri: "https:///cb", want: `"https:///cb" has no host`},
-		{uri: "com.example.app:/cb", want: `"com.example.app:/cb" uses the custom scheme com.example.app: only public clients (native apps, public: true) may; use https`},
+		{uri: "com.example.app:/cb", want: `"com.example.app:/cb" uses the custom scheme com.example.app, allowed only for public (native) clients`},
 		{uri: "com.example.app:", public: true, want: `"com.example.app:" has nothing after the scheme`},
 	} {
 		t.Run(tc.uri, func(t *testing.T) {

@@ -396,29 +396,14 @@ func (l *loader) staticClient(c *StaticClient, key string, seen map[string]bool)
 }
 
 // redirectURI checks a URL the authorization server sends the browser to with a
-// code or after logout: absolute, no fragment (the response goes in the query),
-// https except on loopback, and custom schemes only for native (public) apps.
+// code or after logout, by the rule `client add` applies too.
 func (l *loader) redirectURI(key, raw string, public bool) {
 	if raw == "" {
 		l.empty(key, "set it to a URL or remove it")
 		return
 	}
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil || u.Scheme == "":
-		l.add(key, "%s %q is not an absolute URL: write it with its scheme, e.g. https://app.example.com/callback", key, raw)
-	case u.Fragment != "" || strings.Contains(raw, "#"):
-		l.add(key, "%s %q must not have a fragment: remove the # and what follows", key, raw)
-	case u.Scheme == "https" || u.Scheme == "http":
-		if u.Host == "" {
-			l.add(key, "%s %q has no host: write it like https://app.example.com/callback", key, raw)
-		} else if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-			l.add(key, "%s %q must use https: http is allowed only for 127.0.0.1, [::1] and localhost", key, raw)
-		}
-	case !public:
-		l.add(key, "%s %q uses the custom scheme %s: only public clients (native apps, public: true) may; use https", key, raw, u.Scheme)
-	case u.Opaque == "" && u.Path == "" && u.Host == "":
-		l.add(key, "%s %q has nothing after the scheme: write it like com.example.app:/callback", key, raw)
+	if problem := RedirectURIProblem(raw, public); problem != "" {
+		l.add(key, "%s %q %s", key, raw, problem)
 	}
 }
 

@@ -4,11 +4,15 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/dingbridge/dingbridge/op/telemetry"
 )
 
 // logoutReceiver is a relying party's back-channel logout endpoint. It answers
@@ -123,7 +127,8 @@ func TestBackchannelLogoutTellsTheClientsOfTheSession(t *testing.T) {
 
 func TestBackchannelLogoutIsRetried(t *testing.T) {
 	receiver := newLogoutReceiver(t, 2)
-	e := newEnv(t, envOptions{backchannelLogoutURI: receiver.URL})
+	metrics := telemetry.New()
+	e := newEnv(t, envOptions{backchannelLogoutURI: receiver.URL, metrics: metrics})
 	b := newBrowser(t)
 	tokens := e.loginWith(t, b, e.relyingParty(rpClientID, rpSecret, rpRedirectURI), &loginAttempt{})
 	if resp, _ := b.visit(e.endSessionURL(tokens.IDToken, rpLoggedOut, "")); resp.StatusCode != http.StatusFound {
@@ -134,4 +139,12 @@ func TestBackchannelLogoutIsRetried(t *testing.T) {
 		t.Errorf("%d attempts, want 3 (two failures, then success)", n)
 	}
 	e.provider.Wait()
+	// One delivery, counted once however many attempts it took.
+	want := `# HELP dingbridge_backchannel_logout_deliveries_total Back-channel logout tokens sent to clients, by result (ok, failed after every attempt, error before sending).
+# TYPE dingbridge_backchannel_logout_deliveries_total counter
+dingbridge_backchannel_logout_deliveries_total{result="ok"} 1
+`
+	if err := testutil.GatherAndCompare(metrics.Registry(), strings.NewReader(want), "dingbridge_backchannel_logout_deliveries_total"); err != nil {
+		t.Error(err)
+	}
 }

@@ -3,18 +3,16 @@ package op
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	zop "github.com/zitadel/oidc/v3/pkg/op"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/dingbridge/dingbridge/storage"
 )
@@ -160,26 +158,18 @@ func loopback(raw string) (*url.URL, bool) {
 
 // clients finds clients (static first, then storage) and checks their secrets.
 type clients struct {
-	static   map[string]*client
-	store    storage.Storage
-	defaults Lifetimes
-	loginURL func(string) string
-
-	// verified remembers, per client and stored hash, the SHA-256 of a secret that
-	// passed bcrypt. bcrypt costs ~50 ms by design; paying it on every token request
-	// would cap a busy provider at a few dozen logins per second. A generated secret
-	// has 256 bits of entropy, so its SHA-256 is as good a verifier; the entry dies
-	// with the hash (rotate-secret changes the key).
-	mu       sync.Mutex
-	verified map[string][32]byte
+	static    map[string]*client
+	store     storage.Storage
+	defaults  Lifetimes
+	loginURL  func(string) string
+	secretKey []byte // ClientSecretKey
+	log       *slog.Logger
 }
 
-const maxVerifiedSecrets = 4096
-
-func newClients(static []StaticClient, store storage.Storage, defaults Lifetimes, loginURL func(string) string) *clients {
+func newClients(static []StaticClient, store storage.Storage, defaults Lifetimes, loginURL func(string) string, secretKey []byte, log *slog.Logger) *clients {
 	cs := &clients{
 		static: make(map[string]*client, len(static)), store: store, defaults: defaults,
-		loginURL: loginURL, verified: make(map[string][32]byte),
+		loginURL: loginURL, secretKey: secretKey, log: log,
 	}
 	for _, s := range static {
 		cs.static[s.ID] = &client{
@@ -228,42 +218,4 @@ func (cs *clients) get(ctx context.Context, id string) (*client, error) {
 		c.idTokenLifetime = stored.IDTokenLifetime
 	}
 	return c, nil
-}
-
-// authenticate checks a confidential client's secret in constant time.
-func (cs *clients) authenticate(ctx context.Context, id, secret string) error {
-	c, err := cs.get(ctx, id)
-	if err != nil {
-		return err
-	}
-	if c.Public {
-		return errors.New("public client presented a secret")
-	}
-	sum := sha256.Sum256([]byte(secret))
-	if c.static {
-		if subtle.ConstantTimeCompare(sum[:], c.staticSecret[:]) != 1 {
-			return errors.New("wrong client secret")
-		}
-		return nil
-	}
-	key := c.ID + "\x00" + c.SecretHash
-	cs.mu.Lock()
-	known, ok := cs.verified[key]
-	cs.mu.Unlock()
-	if ok {
-		if subtle.ConstantTimeCompare(sum[:], known[:]) != 1 {
-			return errors.New("wrong client secret")
-		}
-		return nil
-	}
-	if err := bcrypt.CompareHashAndPassword([]byte(c.SecretHash), []byte(secret)); err != nil {
-		return errors.New("wrong client secret")
-	}
-	cs.mu.Lock()
-	if len(cs.verified) >= maxVerifiedSecrets {
-		clear(cs.verified)
-	}
-	cs.verified[key] = sum
-	cs.mu.Unlock()
-	return nil
 }

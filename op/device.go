@@ -65,8 +65,12 @@ func (s *oidcStorage) StoreDeviceAuthorization(ctx context.Context, clientID, de
 	return err
 }
 
-// errDeviceSpent: the device code already brought its tokens.
-var errDeviceSpent = errors.New("device code already used")
+var (
+	// errDeviceSpent: the device code already brought its tokens.
+	errDeviceSpent = errors.New("device code already used")
+	// errDeviceOtherClient: a client polls with a code issued to another.
+	errDeviceOtherClient = errors.New("device code belongs to another client")
+)
 
 // GetDeviceAuthorizatonState answers one poll. A device polling faster than its
 // interval gets slow_down (zitadel's signal for that is context.DeadlineExceeded)
@@ -78,7 +82,7 @@ func (s *oidcStorage) GetDeviceAuthorizatonState(ctx context.Context, clientID, 
 	d, err := s.p.store.UpdateDeviceAuthorization(ctx, hashToken(deviceCode), func(d storage.DeviceAuthorization) (storage.DeviceAuthorization, error) {
 		tooFast = false
 		if d.ClientID != clientID {
-			return d, errors.New("device code belongs to another client")
+			return d, errDeviceOtherClient
 		}
 		switch d.State {
 		case storage.DeviceSpent:
@@ -95,11 +99,21 @@ func (s *oidcStorage) GetDeviceAuthorizatonState(ctx context.Context, clientID, 
 		return d, nil
 	})
 	if err != nil {
-		if errors.Is(err, errDeviceSpent) {
+		// zitadel answers every error here with access_denied; RFC 8628 §3.5 keeps
+		// that for a person's refusal. A code that is unknown (never issued, or
+		// swept long after it expired), spent or another client's is invalid_grant.
+		switch {
+		case errors.Is(err, errDeviceSpent):
 			s.p.log.WarnContext(ctx, "security: spent device code presented again", "client", clientID)
+			clientAuthFrom(ctx).set(func(a *clientAuth) { a.override = oidc.ErrInvalidGrant().WithDescription("device_code already used") })
+		case errors.Is(err, storage.ErrNotFound), errors.Is(err, errDeviceOtherClient):
+			clientAuthFrom(ctx).set(func(a *clientAuth) { a.override = oidc.ErrInvalidGrant().WithDescription("device_code is unknown") })
 		}
 		return nil, fmt.Errorf("device authorization: %w", err)
 	}
+	// Pending, slow_down, denied, expired: answers about a real device flow, not
+	// failures the limiter should count.
+	clientAuthFrom(ctx).set(func(a *clientAuth) { a.benign = true })
 	if tooFast {
 		return nil, fmt.Errorf("device polls faster than every %s: %w", d.PollInterval-5*time.Second, context.DeadlineExceeded)
 	}
@@ -180,9 +194,12 @@ func (p *Provider) deviceLookup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.render(w, r, &pageView{
-		page:  pageDeviceConfirm,
-		facts: []factView{{labelApplication, name}, {labelUserCode, formatUserCode(d.UserCode)}},
-		list:  scopeLabels(d.Scopes),
+		page:      pageDeviceConfirm,
+		facts:     []factView{{labelApplication, name}, {labelUserCode, formatUserCode(d.UserCode)}},
+		listTitle: labelScopes,
+		list:      scopeLabels(d.Scopes),
+		// Continuing logs the person in: at DingTalk when they have no session.
+		formTargets: p.settings().upstreamOrigins,
 		form: &formView{
 			action: p.issuerPath + "/device/confirm",
 			hidden: []hiddenField{

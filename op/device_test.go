@@ -122,9 +122,10 @@ func TestDeviceFlowToCompletion(t *testing.T) {
 		t.Fatalf("refresh: %v", err)
 	}
 
-	// The device code is spent: polling again gets nothing more.
-	if code, _ := e.pollOnce(t, dev.DeviceCode); code != "access_denied" {
-		t.Errorf("spent device code: %q, want access_denied", code)
+	// The device code is spent: polling again gets nothing more. RFC 8628 §3.5
+	// keeps access_denied for a person's refusal; a spent code is invalid_grant.
+	if code, _ := e.pollOnce(t, dev.DeviceCode); code != "invalid_grant" {
+		t.Errorf("spent device code: %q, want invalid_grant", code)
 	}
 }
 

@@ -1,6 +1,7 @@
 package op_test
 
 import (
+	"log/slog"
 	"net/http"
 	"regexp"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
@@ -367,5 +369,40 @@ func TestInAppCodeIsSingleUse(t *testing.T) {
 	}
 	if q := backToClientError(t, body, rpRedirectURI); q.Get("error") != "server_error" {
 		t.Errorf("client is told %q", q.Get("error"))
+	}
+}
+
+// DingTalk's own limits through the whole server: the per-IP ban is not retried
+// and the operator's log says what it is; the organisation's monthly quota
+// (90020) says the cause and the fix; the person sees a page either way.
+func TestDingTalkLimitsReachTheOperator(t *testing.T) {
+	for _, tc := range []struct {
+		name, api string
+		failure   dingtalktest.Failure
+		status    int
+		page, log string
+	}{
+		{"per-IP ban", dingtalktest.APIGetByUnionID,
+			dingtalktest.Failure{Status: 403, Body: `{"status":1111,"wait":5,"source":"x5","punish":"deny","uuid":"1"}`, For: 5 * time.Minute},
+			http.StatusServiceUnavailable, "DingTalk is not answering", "blocked this server's IP address for 5 minutes"},
+		{"monthly quota", dingtalktest.APIGetByUnionID, dingtalktest.Failure{ErrCode: 90020},
+			http.StatusBadGateway, "not set up correctly", "monthly DingTalk API quota"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			buf := &lockedBuffer{}
+			e := newEnv(t, envOptions{connector: corpConnector(nil), logger: slog.New(slog.NewTextHandler(buf, nil))})
+			party := e.relyingParty(rpClientID, rpSecret, rpRedirectURI)
+			e.dingtalk.Fake.Fail(tc.api, tc.failure)
+			resp, body := newBrowser(t).visit(e.authorizeURL(party, &loginAttempt{}))
+			if resp.StatusCode != tc.status || !strings.Contains(body, tc.page) {
+				t.Fatalf("status %d, want %d with %q:\n%s", resp.StatusCode, tc.status, tc.page, body)
+			}
+			if n := e.dingtalk.Fake.Calls(tc.api); n != 1 {
+				t.Errorf("DingTalk called %d times, want 1: neither is retried", n)
+			}
+			if logs := buf.String(); !strings.Contains(logs, tc.log) {
+				t.Errorf("the log does not tell the operator %q:\n%s", tc.log, logs)
+			}
+		})
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/dingbridge/dingbridge/keys"
 	"github.com/dingbridge/dingbridge/op"
+	"github.com/dingbridge/dingbridge/op/telemetry"
 	"github.com/dingbridge/dingbridge/storage"
 	"github.com/dingbridge/dingbridge/storage/bolt"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk"
@@ -59,8 +60,10 @@ type env struct {
 }
 
 type envOptions struct {
-	dbPath string
-	fake   *dingtalktest.Server
+	// metrics, when not nil, records what the provider does.
+	metrics *telemetry.Metrics
+	dbPath  string
+	fake    *dingtalktest.Server
 	// upstreamTimeout bounds each DingTalk call.
 	upstreamTimeout time.Duration
 	// addr to listen on; a restart reuses the previous address so the issuer stays.
@@ -77,12 +80,16 @@ type envOptions struct {
 	connector func(*dingtalk.Config)
 	// claims is the provider's claims policy.
 	claims op.ClaimsPolicy
+	// users replaces the fake DingTalk's demo users; the first one logs in.
+	users []dingtalktest.User
 	// keyAlgorithm signs the tokens; "": the default, RS256.
 	keyAlgorithm jose.SignatureAlgorithm
 	// limits bound the storage's flow state (zero: the defaults).
 	limits storage.Limits
 	// registration says who may log in without a user record.
 	registration op.Registration
+	// membership: how often membership is asked again.
+	membership op.Membership
 	// embedded runs the first connector's login in our own page, with branding.
 	embedded bool
 	branding op.Branding
@@ -107,6 +114,9 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	e.dingtalk = opts.fake
 	if e.dingtalk == nil {
 		users := dingtalktest.DemoUsers()
+		if opts.users != nil {
+			users = opts.users
+		}
 		e.dingtalk = dingtalktest.NewServer(dingtalktest.Config{
 			Apps: []dingtalktest.App{
 				{ClientID: dtClientID, ClientSecret: dtSecret, RedirectURIs: []string{e.issuer + "/callback/dingtalk"}, CorpID: dingtalktest.DemoCorpID},
@@ -118,6 +128,9 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		t.Cleanup(e.dingtalk.Close)
 	}
 	e.user = dingtalktest.DemoUsers()[0]
+	if opts.users != nil {
+		e.user = opts.users[0]
+	}
 	e.dingtalk.Fake.AutoApprove(e.user.UnionID)
 
 	e.store, err = bolt.Open(e.dbPath, bolt.Options{Limits: opts.limits})
@@ -178,6 +191,8 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		Claims:       opts.claims,
 		Registration: opts.registration,
 		Branding:     opts.branding,
+		Membership:   opts.membership,
+		Metrics:      opts.metrics,
 		Logger:       logger,
 	})
 	if err != nil {

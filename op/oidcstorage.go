@@ -89,16 +89,22 @@ func (s *oidcStorage) AuthRequestByID(ctx context.Context, id string) (zop.AuthR
 // code: zitadel calls this before it authenticates the client, and a client whose
 // first attempt fails authentication (x/oauth2 retries basic auth as post) must
 // not lose its code. The code is claimed when tokens are issued (redeemCode).
+//
+// A code already used is returned too, while its auth request lasts (see
+// DeleteAuthRequest): zitadel then checks the client — its secret, or for a
+// public client the PKCE verifier — and only a replay by the code's own client
+// reaches redeemCode and revokes what the code issued. Anyone else holding a
+// used code is told invalid_grant and revokes nothing.
 func (s *oidcStorage) AuthRequestByCode(ctx context.Context, code string) (zop.AuthRequest, error) {
 	id := hashToken(code)
 	c, err := s.p.store.GetAuthCode(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("code: %w", err)
 	}
-	if !c.ClaimedAt.IsZero() {
-		return nil, s.codeReplayed(ctx, c)
-	}
 	a, err := s.p.store.GetAuthRequest(ctx, c.AuthRequestID)
+	if errors.Is(err, storage.ErrNotFound) && !c.ClaimedAt.IsZero() {
+		return nil, oidc.ErrInvalidGrant().WithDescription("code already used")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("auth request of code: %w", err)
 	}
@@ -144,8 +150,19 @@ func (s *oidcStorage) SaveAuthCode(ctx context.Context, id, code string) error {
 	})
 }
 
+// DeleteAuthRequest is zitadel's call once a code brought its tokens. The
+// request is kept, no longer done (so /authorize/callback mints no other code),
+// until the code would have expired: a replay of the code by its own client is
+// recognised and revokes the grant (AuthRequestByCode).
 func (s *oidcStorage) DeleteAuthRequest(ctx context.Context, id string) error {
-	err := s.p.store.DeleteAuthRequest(ctx, id)
+	until := s.p.now().UTC().Add(s.p.settings().lifetimes.AuthCode)
+	err := s.p.store.UpdateAuthRequest(ctx, id, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+		a.Done = false
+		if until.Before(a.Expiry) {
+			a.Expiry = until
+		}
+		return a, nil
+	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
@@ -433,19 +450,12 @@ func (s *oidcStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.Use
 	return nil
 }
 
+// SetUserinfoFromToken is zitadel's hook; the userinfo endpoint is ours
+// (userinfo.go) and shares setUserinfoFromToken.
 func (s *oidcStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
-	at, err := s.p.store.GetAccessToken(ctx, tokenID)
-	if err != nil || at.Subject != subject {
+	if err := s.p.setUserinfoFromToken(ctx, info, tokenID, subject); err != nil {
 		return oidc.ErrAccessDenied().WithDescription("access token is invalid, expired or revoked")
 	}
-	if _, err := s.p.settings().clients.get(ctx, at.ClientID); err != nil {
-		return oidc.ErrAccessDenied().WithDescription("the client of this token no longer exists")
-	}
-	u, err := s.p.store.GetUser(ctx, subject)
-	if err != nil || u.Disabled {
-		return oidc.ErrAccessDenied().WithDescription("user is unknown or disabled")
-	}
-	s.p.settings().claims.setUserinfo(info, u, at.Scopes)
 	return nil
 }
 
@@ -505,6 +515,7 @@ func (s *oidcStorage) GetClientByClientID(ctx context.Context, id string) (zop.C
 
 func (s *oidcStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
 	if err := s.p.settings().clients.authenticate(ctx, id, secret); err != nil {
+		clientAuthFrom(ctx).set(func(a *clientAuth) { a.failed = true })
 		s.p.log.InfoContext(ctx, "client authentication failed", "client", id, "reason", err.Error())
 		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 	zop "github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
@@ -135,9 +136,11 @@ type Provider struct {
 	keys       *keys.Manager
 	membership *membershipChecks
 	formKey    []byte // signs form tokens (forms.go)
-	metrics    *telemetry.Metrics
-	log        *slog.Logger
-	now        func() time.Time
+	// clientSecretKey hashes generated client secrets (clientauth.go).
+	clientSecretKey []byte
+	metrics         *telemetry.Metrics
+	log             *slog.Logger
+	now             func() time.Time
 
 	// current holds what Reconfigure may change, swapped as a whole so that no
 	// request sees half of an old configuration and half of a new one.
@@ -180,18 +183,21 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if p.now == nil {
 		p.now = time.Now
 	}
+	tokenKey, err := cfg.Keys.TokenKey(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("op: %w", err)
+	}
+	p.formKey = formKeyFrom(tokenKey)
+	p.clientSecretKey = ClientSecretKey(tokenKey)
 	if err := p.Reconfigure(cfg); err != nil {
 		return nil, err
 	}
 	p.membership = newMembershipChecks(cfg.Membership)
 	lifetimes := p.settings().lifetimes
 
-	tokenKey, err := cfg.Keys.TokenKey(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("op: %w", err)
-	}
-	p.formKey = formKeyFrom(tokenKey)
-	opts := []zop.Option{}
+	// zitadel's CORS policy allows every origin with credentials on every
+	// endpoint; cors.go applies ours to the endpoints that need one.
+	opts := []zop.Option{zop.WithCORSOptions(nil)}
 	if !p.secure {
 		opts = append(opts, zop.WithAllowInsecure())
 	}
@@ -210,7 +216,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 			UserFormPath: p.issuerPath + "/device",
 			UserCode:     zop.UserCodeBase20,
 		},
-		SupportedScopes: []string{"openid", "profile", "email", "phone", "offline_access"},
+		SupportedScopes: []string{"openid", "profile", "email", "phone", "offline_access", "groups"},
 		SupportedClaims: []string{
 			"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "at_hash", "c_hash",
 			"unionid", "openid", "name", "preferred_username", "picture",
@@ -234,24 +240,72 @@ func (p *Provider) routes() http.Handler {
 	r.With(p.rateLimit).Get("/callback/{connector}", p.callback)
 	r.With(p.rateLimit).Post("/callback/{connector}/inapp", p.inAppCallback)
 	r.Get("/logged-out", p.loggedOut)
-	r.Handle("/authorize", p.checkAuthorize(p.oidc))
-	r.With(p.rateLimit, withTokenGrant, p.countTokenGrants).Handle(p.oidc.TokenEndpoint().Relative(), p.oidc)
-	r.With(p.rateLimit).Handle(p.oidc.DeviceAuthorizationEndpoint().Relative(), p.oidc)
+	r.With(p.rateLimit).Handle("/authorize", p.checkAuthorize(p.oidc))
+	r.With(publicAPICORS).HandleFunc(oidc.DiscoveryEndpoint, p.discovery)
+	r.With(publicAPICORS, p.guardClientAuth, withTokenGrant, p.countTokenGrants).Handle(p.oidc.TokenEndpoint().Relative(), p.tokenEndpoint(p.oidc))
+	r.With(publicAPICORS).HandleFunc(p.oidc.UserinfoEndpoint().Relative(), p.userinfo)
+	r.With(p.guardClientAuth).HandleFunc(p.oidc.IntrospectionEndpoint().Relative(), p.introspect)
+	r.With(publicAPICORS, p.guardClientAuth).Handle(p.oidc.RevocationEndpoint().Relative(), revokeIgnoresHint(p.oidc))
+	r.With(p.rateLimit, p.guardClientAuth).Handle(p.oidc.DeviceAuthorizationEndpoint().Relative(), p.oidc)
 	r.Get("/device", p.deviceEnter)
 	r.With(p.rateLimit).Post("/device", p.deviceLookup)
 	r.With(p.rateLimit).Post("/device/confirm", p.deviceConfirm)
+	r.Get("/consent", p.consentPage)
 	r.With(p.rateLimit).Post("/consent", p.consent)
-	r.Handle(p.oidc.RevocationEndpoint().Relative(), revokeIgnoresHint(p.oidc))
 	r.Handle(p.oidc.EndSessionEndpoint().Relative(), p.endSession(p.oidc))
-	r.Handle(p.oidc.KeysEndpoint().Relative(), p.cacheJWKS(p.oidc))
-	r.Mount("/", p.oidc)
+	r.With(publicAPICORS).Handle(p.oidc.KeysEndpoint().Relative(), p.cacheJWKS(p.oidc))
+	r.Mount("/", p.pageWhenNotFound(p.oidc))
 	if p.issuerPath == "" {
 		return r
 	}
 	outer := chi.NewRouter()
+	outer.Use(securityHeaders(p.secure))
 	outer.Mount(p.issuerPath, http.StripPrefix(p.issuerPath, r))
+	outer.NotFound(p.notFound)
 	return outer
 }
+
+func (p *Provider) notFound(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, &pageView{page: pageNotFound, status: http.StatusNotFound})
+}
+
+// pageWhenNotFound answers with the not-found page where next (zitadel's
+// router, which knows the protocol's endpoints) has nothing at the path, the
+// issuer's root included.
+func (p *Provider) pageWhenNotFound(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nf := &notFoundWriter{ResponseWriter: w}
+		next.ServeHTTP(nf, r)
+		if nf.notFound {
+			p.notFound(w, r)
+		}
+	})
+}
+
+// notFoundWriter swallows a 404 answer so that a page can replace it.
+type notFoundWriter struct {
+	http.ResponseWriter
+	notFound, wrote bool
+}
+
+func (n *notFoundWriter) WriteHeader(code int) {
+	if code == http.StatusNotFound && !n.wrote {
+		n.notFound = true
+		return
+	}
+	n.wrote = true
+	n.ResponseWriter.WriteHeader(code)
+}
+
+func (n *notFoundWriter) Write(b []byte) (int, error) {
+	if n.notFound {
+		return len(b), nil
+	}
+	n.wrote = true
+	return n.ResponseWriter.Write(b)
+}
+
+func (n *notFoundWriter) Unwrap() http.ResponseWriter { return n.ResponseWriter }
 
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.handler.ServeHTTP(w, r) }
 

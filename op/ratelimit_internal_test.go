@@ -17,6 +17,10 @@ func TestClientIPBehindTrustedProxies(t *testing.T) {
 		{"through the proxy", "10.1.2.3:443", "198.51.100.1", "198.51.100.1"},
 		{"spoofed left entries are skipped", "10.1.2.3:443", "1.1.1.1, 198.51.100.1, 10.9.9.9", "198.51.100.1"},
 		{"garbage stops at the proxy", "10.1.2.3:443", "not-an-ip", "10.1.2.3"},
+		{"IPv4 with a port", "10.1.2.3:443", "198.51.100.7:5555", "198.51.100.7"},
+		{"IPv6 with a port", "10.1.2.3:443", "[2001:db8::1]:443", "2001:db8::1"},
+		{"IPv6 in brackets", "10.1.2.3:443", "[2001:db8::2]", "2001:db8::2"},
+		{"ports among the hops", "10.1.2.3:443", "1.1.1.1:1, 198.51.100.8:80, 10.9.9.9:8080", "198.51.100.8"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -138,10 +138,26 @@ type sessionIDKey struct{}
 // session, clears the cookie when the logout succeeds, and shows a page instead
 // of zitadel's JSON when the request is refused (e.g. a post_logout_redirect_uri
 // the client never registered: never a redirect there).
+//
+// A request without an id_token_hint does not show that an app the person uses
+// sent it — any page can embed /end_session — so the person is asked first
+// (RP-Initiated Logout 1.0 §2); the confirmation posts back here with a form
+// token and the request's own parameters.
 func (p *Provider) endSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			p.render(w, r, &pageView{page: pageLogoutRefused, status: http.StatusBadRequest})
+			return
+		}
+		var sessionID string
 		if c, err := r.Cookie(p.sessionCookieName()); err == nil {
-			r = r.WithContext(context.WithValue(r.Context(), sessionIDKey{}, hashToken(c.Value)))
+			sessionID = hashToken(c.Value)
+			r = r.WithContext(context.WithValue(r.Context(), sessionIDKey{}, sessionID))
+		}
+		if sessionID != "" && r.Form.Get("id_token_hint") == "" &&
+			!(r.Method == http.MethodPost && p.validFormToken(r, formLogout, sessionID, r.PostForm.Get("form_token"))) {
+			p.confirmLogout(w, r, sessionID)
+			return
 		}
 		rec := &logoutRecorder{header: http.Header{}}
 		next.ServeHTTP(rec, r)
@@ -162,6 +178,42 @@ func (p *Provider) endSession(next http.Handler) http.Handler {
 		w.WriteHeader(rec.status)
 		_, _ = w.Write(rec.body.Bytes())
 	})
+}
+
+const formLogout = "logout"
+
+// confirmLogout asks the person whether to log out, carrying the request's
+// parameters through the form so the logout continues as it was asked for.
+func (p *Provider) confirmLogout(w http.ResponseWriter, r *http.Request, sessionID string) {
+	hidden := []hiddenField{{Name: "form_token", Value: p.formToken(w, r, formLogout, sessionID)}}
+	for _, name := range []string{"client_id", "post_logout_redirect_uri", "state", "ui_locales", "logout_hint"} {
+		if v := r.Form.Get(name); v != "" {
+			hidden = append(hidden, hiddenField{Name: name, Value: v})
+		}
+	}
+	p.render(w, r, &pageView{page: pageLogoutConfirm, formTargets: p.postLogoutOrigins(r), form: &formView{
+		action:  p.issuerPath + p.oidc.EndSessionEndpoint().Relative(),
+		hidden:  hidden,
+		buttons: []buttonView{{label: labelLogOut}},
+	}})
+}
+
+// postLogoutOrigins is where the confirmed logout's answer leads: the origin
+// of its post_logout_redirect_uri when the client registered it (zitadel
+// refuses any other), for the confirmation form's policy.
+func (p *Provider) postLogoutOrigins(r *http.Request) []string {
+	target := r.Form.Get("post_logout_redirect_uri")
+	if target == "" {
+		return nil
+	}
+	c, err := p.settings().clients.get(r.Context(), r.Form.Get("client_id"))
+	if err != nil || !slices.Contains(c.PostLogoutRedirectURIs(), target) {
+		return nil
+	}
+	if origin := cspOrigin(target); origin != "" {
+		return []string{origin}
+	}
+	return nil
 }
 
 // logoutRecorder holds zitadel's end_session answer until endSession decides.

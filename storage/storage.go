@@ -221,7 +221,7 @@ type Storage interface {
 type Client struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
-	SecretHash  string `json:"secretHash,omitempty"` // bcrypt; empty for public clients
+	SecretHash  string `json:"secretHash,omitempty"` // see op.HashClientSecret (older: bcrypt); empty for public clients
 	Public      bool   `json:"public,omitempty"`
 	RequirePKCE bool   `json:"requirePKCE,omitempty"` // public clients always need PKCE
 	// RequireConsent: people are asked once which scopes this client may have.

@@ -164,7 +164,7 @@ func connectAdmin(ctx context.Context, cfg *config.Config, logs io.Writer) (admi
 			err = giveToFolderOwner(path)
 		}
 	} else {
-		km, err = keys.New(store, keys.Options{RetainFor: keyRetention})
+		km, err = keys.New(store, keyOptions(cfg.Keys, false))
 	}
 	if err == nil {
 		var svc *admin.Service
@@ -222,7 +222,6 @@ func adminServiceConfig(cfg *config.Config, store storage.Storage, km *keys.Mana
 		Issuer:           cfg.Issuer,
 		IDTokenLifetime:  time.Duration(cfg.Expiry.IDToken),
 		MaxTokenLifetime: keyRetention,
-		SecretHashCost:   secretHashCost,
 	}
 }
 
@@ -259,7 +258,3 @@ func (o *offlineMembership) SyncMembership(ctx context.Context, apply bool) (op.
 	defer provider.Wait()
 	return provider.SyncMembership(ctx, apply)
 }
-
-// secretHashCost is the bcrypt cost of new client secrets; 0 is bcrypt's default.
-// Tests lower it.
-var secretHashCost = 0

@@ -9,21 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	cfgpkg "github.com/dingbridge/dingbridge/config"
 	"github.com/dingbridge/dingbridge/storage"
 	"github.com/dingbridge/dingbridge/storage/bolt"
 	"github.com/dingbridge/dingbridge/upstream/dingtalk/dingtalktest"
 )
-
-func TestMain(m *testing.M) {
-	runAsDingbridgeIfChild() // replicas_harness_test.go: the test binary as a replica
-	// One bcrypt hash at the default cost takes most of a second under -race;
-	// these tests register many clients. The provider reads the cost from the hash.
-	secretHashCost = bcrypt.MinCost
-	os.Exit(m.Run())
-}
 
 // adminEnv is a configuration file (with the static client grafana), its database
 // and a fake DingTalk, for the admin commands. DINGBRIDGE_CONFIG points at the file.
@@ -126,7 +116,7 @@ func adminSteps(subject string) []adminStep {
 			stdout: []string{`"id": "loopback"`, `"secret": "`}},
 		{args: add("web", "--redirect-uri", web), code: exitUsage, stderr: []string{`client "web" already exists`}},
 		{args: add("grafana", "--redirect-uri", web), code: exitUsage, stderr: []string{"staticClients"}},
-		{args: add("x1", "--redirect-uri", "/cb"), code: exitUsage, stderr: []string{"is not an absolute URI"}},
+		{args: add("x1", "--redirect-uri", "/cb"), code: exitUsage, stderr: []string{"is not an absolute URL"}},
 		{args: add("x2", "--redirect-uri", "http://web.example.com/cb"), code: exitUsage, stderr: []string{"must use https"}},
 		{args: add("x3", "--redirect-uri", web+"#top"), code: exitUsage, stderr: []string{"has a fragment"}},
 		{args: add("x4", "--redirect-uri", "https://*.example.com/cb"), code: exitUsage, stderr: []string{"wildcard"}},

@@ -65,12 +65,13 @@ func backup(cmd *cobra.Command, cfg *config.Config, dest string) error {
 		if _, err := os.Stat(dbPath); errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("the database %s does not exist and no dingbridge answers on %s: nothing to back up", dbPath, cfg.AdminSocket)
 		}
-		db, err := openOffline(dbPath, cfg.AdminSocket, pingErr)
-		if err != nil {
-			return err
+		copyFrom = func(f *os.File) (int64, error) {
+			n, err := bolt.BackupFile(dbPath, 300*time.Millisecond, f)
+			if errors.Is(err, bolt.ErrLocked) {
+				return n, fmt.Errorf("the database %s is in use by a running dingbridge but its admin socket %s does not answer: %w", dbPath, cfg.AdminSocket, pingErr)
+			}
+			return n, err
 		}
-		defer db.Close()
-		copyFrom = func(f *os.File) (int64, error) { return db.Backup(ctx, f) }
 		how = "from the stopped database's file"
 	}
 	var n int64

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -81,7 +84,48 @@ func (p *printer) table(header ...string) *tabwriter.Writer {
 	return tw
 }
 
-func row(w io.Writer, cols ...string) { fmt.Fprintln(w, strings.Join(cols, "\t")) }
+func row(w io.Writer, cols ...string) {
+	safe := make([]string, len(cols))
+	for i, c := range cols {
+		safe[i] = terminalSafe(c)
+	}
+	fmt.Fprintln(w, strings.Join(safe, "\t"))
+}
+
+// terminalSafe escapes what a terminal would act on rather than show: control
+// characters (escape sequences, newlines and tabs that would forge rows or
+// columns, carriage returns), bidirectional overrides and line separators. Names
+// come from DingTalk and from operators' input; neither may rewrite the screen.
+func terminalSafe(s string) string {
+	if !strings.ContainsFunc(s, unsafeInTerminal) && utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			b.WriteString(`\ufffd`)
+		case unsafeInTerminal(r):
+			q := strconv.QuoteRune(r) // '\x1b', '\n', '\u202e'
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func unsafeInTerminal(r rune) bool {
+	switch {
+	case unicode.IsControl(r): // C0, DEL, C1
+		return true
+	case r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069, r == 0x200E, r == 0x200F, r == 0x061C:
+		return true // bidirectional controls (they reorder what follows)
+	case r == 0x2028 || r == 0x2029:
+		return true
+	}
+	return false
+}
 
 // fields prints "name: value" lines aligned, for one record. A value with
 // several lines continues under itself.
@@ -89,9 +133,9 @@ func (p *printer) fields(pairs ...string) error {
 	tw := tabwriter.NewWriter(p.w, 0, 0, 1, ' ', 0)
 	for i := 0; i+1 < len(pairs); i += 2 {
 		lines := strings.Split(pairs[i+1], "\n")
-		fmt.Fprintf(tw, "%s:\t%s\n", pairs[i], lines[0])
+		fmt.Fprintf(tw, "%s:\t%s\n", pairs[i], terminalSafe(lines[0]))
 		for _, l := range lines[1:] {
-			fmt.Fprintf(tw, "\t%s\n", l)
+			fmt.Fprintf(tw, "\t%s\n", terminalSafe(l))
 		}
 	}
 	return tw.Flush()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,7 +22,7 @@ import (
 // running is a serving dingbridge, as far as reload and backup need it.
 type running struct {
 	load     func() (*config.Config, error) // reads the file again
-	db       *bolt.Storage                  // the file itself, for backups
+	db       *bolt.Storage                  // the file itself, for backups; nil for other storage
 	store    storage.Storage                // what provider and admin use (db, timed)
 	keys     *keys.Manager
 	provider *op.Provider
@@ -120,8 +119,8 @@ type serverAdmin struct {
 
 // Backup streams a consistent snapshot of the database.
 func (a serverAdmin) Backup(ctx context.Context, w io.Writer) (int64, error) {
-	if a.srv.db == nil {
-		return 0, errors.New("backup works on a bolt database; back PostgreSQL up with pg_dump")
+	if a.srv.db == nil { // another storage type: its own tools back it up
+		return 0, &admin.Error{Kind: admin.ErrInvalid, Message: "this server's storage is not a bolt file: back it up with its own tools (pg_dump)"}
 	}
 	return a.srv.db.Backup(ctx, w)
 }

@@ -21,6 +21,11 @@ import (
 
 const childEnv = "DINGBRIDGE_TEST_AS_DINGBRIDGE"
 
+func TestMain(m *testing.M) {
+	runAsDingbridgeIfChild()
+	os.Exit(m.Run())
+}
+
 // runAsDingbridgeIfChild is called first thing in TestMain: in a child started
 // by startReplica it runs the CLI and exits; in the test process it returns.
 func runAsDingbridgeIfChild() {

@@ -94,8 +94,37 @@ func TestTelemetryAfterALogin(t *testing.T) {
 	// Bounded labels only: nothing of a person or a token, anywhere.
 	assertNoSecrets(t, text, e.user.UnionID, e.user.OpenID, e.user.Nick, code, code2, tokens.AccessToken,
 		tokens.RefreshToken, refreshed.RefreshToken, rpSecret, added.Secret, dtSecret)
+
+	// A reload to a rate limit of one request: the refusal is counted under its route.
+	appendFile(t, e.cfgPath, "rateLimit: {perSecond: 0.01, burst: 1}\n")
+	if code, _, stderr := e.cli(t, "reload"); code != 0 {
+		t.Fatalf("reload: exit %d\n%s", code, stderr)
+	}
+	for range 2 {
+		get(t, e.issuer+"/login?authRequestID=x")
+	}
+	_, families = scrape(t, base+"/metrics")
+	for _, want := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"dingbridge_rate_limited_requests_total", map[string]string{"endpoint": "/login"}},
+		{"dingbridge_config_reloads_total", map[string]string{"result": "ok"}},
+	} {
+		if got, ok := metricValue(families, want.name, want.labels); got != 1 {
+			t.Errorf("%s%v = %v (present %t), want 1", want.name, want.labels, got, ok)
+		}
+	}
+
+	// The container's HEALTHCHECK command.
+	if code, stdout, stderr := runCLI(t, nil, "health", "--url", base+"/healthz"); code != 0 || stdout != "ok\n" {
+		t.Errorf("health: exit %d, stdout %q, stderr %s", code, stdout, stderr)
+	}
 	if code := srv.stop(t); code != 0 {
 		t.Errorf("serve exited %d", code)
+	}
+	if code, _, stderr := runCLI(t, nil, "health", "--url", base+"/healthz"); code != exitError || !strings.Contains(stderr, "health:") {
+		t.Errorf("health of a stopped server: exit %d, stderr %s; want 1", code, stderr)
 	}
 }
 

@@ -29,6 +29,33 @@ func (s *Storage) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	return n, nil
 }
 
+// BackupFile writes a copy of the stopped database at path to w, opening it
+// read-only: nothing in the file changes (no schema upgrade either), and a
+// server cannot start writing while the copy is taken. It fails with ErrLocked
+// while a process has the file open for writing.
+func BackupFile(path string, timeout time.Duration, w io.Writer) (int64, error) {
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: timeout})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return 0, fmt.Errorf("bolt: backup %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("bolt: backup %s: %w", path, err)
+	}
+	defer db.Close()
+	var n int64
+	err = db.View(func(tx *bbolt.Tx) error {
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("bolt: backup %s: %w", path, err)
+	}
+	return n, nil
+}
+
 // WriteFile writes path safely: fill writes a temporary file (0600) beside it,
 // which is fsynced, then renamed over path, and the folder fsynced. A failure
 // (fill's too) leaves path as it was and no temporary file behind. It is how

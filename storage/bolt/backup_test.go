@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -202,5 +203,36 @@ func TestOpenAfterTheFileWasReplaced(t *testing.T) {
 	defer s.Close()
 	if _, err := s.GetClient(t.Context(), "new-0000"); err != nil {
 		t.Errorf("the waiting Open got the replaced file: %v", err)
+	}
+}
+
+// A stopped database is copied read-only; a running one's lock is respected.
+func TestBackupFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dingbridge.db")
+	s := openTest(t, path)
+	createClients(t, s, "c", 3, "x")
+	var buf bytes.Buffer
+	if _, err := BackupFile(path, 100*time.Millisecond, &buf); !errors.Is(err, ErrLocked) {
+		t.Errorf("backup of an open database's file: %v, want ErrLocked", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	copyPath := filepath.Join(dir, "copy.db")
+	err := WriteFile(copyPath, func(f *os.File) error {
+		_, err := BackupFile(path, 0, f)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("the backup changed the database file")
+	}
+	restored := openTest(t, copyPath)
+	if _, err := restored.GetClient(t.Context(), "c-0002"); err != nil {
+		t.Errorf("client in the copy: %v", err)
 	}
 }

@@ -232,10 +232,15 @@ func (c *Connector) LoginURL(state, callbackURL string) (string, error) {
 // HandleCallback turns DingTalk's redirect into an Identity and applies the access
 // policy. The caller has checked state.
 func (c *Connector) HandleCallback(ctx context.Context, r *http.Request) (upstream.Identity, error) {
+	callback := c.oauth2Callback
 	if c.mode == ModeSNS {
-		return c.snsCallback(ctx, r)
+		callback = c.snsCallback
 	}
-	return c.oauth2Callback(ctx, r)
+	id, err := callback(ctx, r)
+	if err != nil {
+		return upstream.Identity{}, err
+	}
+	return untrustedIdentity(id)
 }
 
 // checkOrganisation applies AllowedCorpIDs to the organisation picked at login.

@@ -43,6 +43,7 @@ const (
 	codeIPNotInWhiteList       = "Forbidden.AccessDenied.IpNotInWhiteList"
 	codeRateLimitPrefixPerSec  = "Forbidden.AccessDenied.Qps"
 	codeRateLimitPrefixPerMin  = "Forbidden.AccessDenied.Qpm"
+	codeMonthlyQuota           = "Forbidden.AccessDenied.ApiCountLimitForOrg"
 	defaultRequiredPermissions = "Contact.User.Read"
 )
 
@@ -84,7 +85,7 @@ func (e *APIError) Unwrap() error {
 		return upstream.ErrUnavailable
 	case e.Code == codeAuthCodeNotFound:
 		return upstream.ErrLoginExpired
-	case e.Code == codePermissionDenied, e.Code == codeIPNotInWhiteList:
+	case e.Code == codePermissionDenied, e.Code == codeIPNotInWhiteList, e.Code == codeMonthlyQuota:
 		return upstream.ErrMisconfigured
 	}
 	return nil
@@ -102,9 +103,24 @@ func (e *APIError) operatorHint() string {
 			" (通讯录个人信息读权限) to the app in the DingTalk developer console, then publish the app"
 	case codeIPNotInWhiteList:
 		return "add this server's outgoing IP address to the DingTalk app's server IP whitelist"
+	case codeMonthlyQuota:
+		return monthlyQuotaHint
+	}
+	if e.IPThrottled {
+		return ipBanHint
 	}
 	return ""
 }
+
+// Hints for the operator when DingTalk's limits, not a person, stop logins.
+const (
+	monthlyQuotaHint = "the organisation has used up its monthly DingTalk API quota (90020; DingTalk counts calls per calendar month, " +
+		"see 开发者后台 → 资源管理 → 用量明细): logins need DingTalk's API until the month ends, unless the DingTalk plan is upgraded " +
+		"(专业版/专属版) or an add-on pack (增购包) is bought, which takes effect at once"
+	ipBanHint = "DingTalk's gateway has blocked this server's IP address for 5 minutes (more than 10,000 calls from one address " +
+		"in 20 seconds): logins fail until the block ends; find what calls DingTalk so often from this address (a loop, " +
+		"or other services sharing it) — retrying only prolongs it"
+)
 
 // OAPIError is an error answer from oapi.dingtalk.com, which says HTTP 200 and puts a
 // non-zero errcode in the body. The gateway wraps many errors as errcode 88 with the
@@ -135,6 +151,7 @@ const (
 	oapiNeedsAuth       = 43007 // 需要授权: the app lacks a permission
 	oapiNoPermission    = 60011 // 管理员权限不足 / 没有调用该接口的权限
 	oapiIPNotAllowed    = 60020
+	oapiMonthlyQuota    = 90020 // 您的企业本月api调用量已超过限制
 	oapiUserNotFound    = 60121 // 找不到该用户: not in the organisation
 	// sns/getuserinfo_bycode refusing the request's signature (shared/dingtalk-api.md §3.4).
 	oapiSNSBadTimestamp = 853001
@@ -193,6 +210,8 @@ func (e *OAPIError) operatorHint() string {
 		return "DingTalk knows no app with this appid: check ClientID (the legacy login app's appid)"
 	case oapiSNSBadSignature:
 		return "DingTalk refused the signature: ClientSecret is not the legacy login app's appSecret"
+	case oapiMonthlyQuota:
+		return monthlyQuotaHint
 	}
 	return ""
 }
@@ -214,7 +233,7 @@ func (e *OAPIError) Unwrap() error {
 		return upstream.ErrUnavailable
 	case code == oapiAuthCodeGone:
 		return upstream.ErrLoginExpired
-	case code == oapiIPNotAllowed, code == oapiNoPermission, code == oapiNeedsAuth, code == oapiBadAppKey,
+	case code == oapiIPNotAllowed, code == oapiNoPermission, code == oapiNeedsAuth, code == oapiBadAppKey, code == oapiMonthlyQuota,
 		code >= oapiSNSBadTimestamp && code <= oapiSNSBadSignature:
 		return upstream.ErrMisconfigured
 	}

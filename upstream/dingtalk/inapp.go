@@ -29,6 +29,14 @@ func (c *Connector) InAppLogin(r *http.Request) (upstream.InAppLogin, bool) {
 // HandleInAppCode turns the code from the page's requestAuthCode into an Identity.
 // A used or expired code gives an error matching upstream.ErrLoginExpired.
 func (c *Connector) HandleInAppCode(ctx context.Context, code string) (upstream.Identity, error) {
+	id, err := c.inAppIdentity(ctx, code)
+	if err != nil {
+		return upstream.Identity{}, err
+	}
+	return untrustedIdentity(id)
+}
+
+func (c *Connector) inAppIdentity(ctx context.Context, code string) (upstream.Identity, error) {
 	if c.corp == nil {
 		return upstream.Identity{}, errors.New("dingtalk in-app login: the connector has no CorpID")
 	}

@@ -15,33 +15,33 @@ import (
 
 const ipBanBody = `{"status":1111,"wait":5,"source":"x5","punish":"deny","uuid":"0bc1e9a0"}`
 
-// Busy and throttled answers are retried: the login succeeds once DingTalk lets up,
-// login codes included (a throttled request never reached the API).
-func TestThrottledCallsAreRetried(t *testing.T) {
+// Busy and rate-limited answers are retried as DingTalk asks, and the login
+// succeeds once DingTalk lets up, login codes included (a throttled request never
+// reached the API). The fake's rate limits last a second, as DingTalk's QPS limits
+// do: a retry sooner would be throttled again, so two calls show the connector
+// waited the window out (it used to retry after 50-400 ms, several times).
+func TestThrottledCallsAreRetriedAsDingTalkAsks(t *testing.T) {
+	qpsLimit := func(f dingtalktest.Failure) dingtalktest.Failure { f.For = time.Second; return f }
 	tests := []struct {
 		name    string
 		inApp   bool   // in-app login, else oauth2
 		api     string // the fake's name
 		metric  string // Metrics' name
 		failure dingtalktest.Failure
+		calls   int
 	}{
-		{"getuserinfo busy (-1)", true, dingtalktest.APIGetUserInfo, "getuserinfo", dingtalktest.Failure{ErrCode: -1}},
-		{"gettoken busy (-1)", true, dingtalktest.APIGetToken, "gettoken", dingtalktest.Failure{ErrCode: -1}},
-		{"user/get 90018", true, dingtalktest.APIUserGet, "user/get", dingtalktest.Failure{ErrCode: 90018}},
-		{"department/get 90002", true, dingtalktest.APIDepartmentGet, "department/get", dingtalktest.Failure{ErrCode: 90002}},
-		{"getbyunionid 88/90018", false, dingtalktest.APIGetByUnionID, "getbyunionid", dingtalktest.Failure{ErrCode: 88, SubCode: "90018"}},
-		{"getuserinfo ip ban", true, dingtalktest.APIGetUserInfo, "getuserinfo", dingtalktest.Failure{Body: ipBanBody}},
+		{"getuserinfo busy (-1)", true, dingtalktest.APIGetUserInfo, "getuserinfo", dingtalktest.Failure{ErrCode: -1, Times: 3}, 4},
+		{"gettoken busy (-1)", true, dingtalktest.APIGetToken, "gettoken", dingtalktest.Failure{ErrCode: -1, Times: 2}, 3},
+		{"user/get 90018", true, dingtalktest.APIUserGet, "user/get", qpsLimit(dingtalktest.Failure{ErrCode: 90018}), 2},
+		{"department/get 90002", true, dingtalktest.APIDepartmentGet, "department/get", qpsLimit(dingtalktest.Failure{ErrCode: 90002}), 2},
+		{"getbyunionid 88/90018", false, dingtalktest.APIGetByUnionID, "getbyunionid", qpsLimit(dingtalktest.Failure{ErrCode: 88, SubCode: "90018"}), 2},
 		{"userAccessToken qps limit", false, dingtalktest.APIUserAccessToken, "userAccessToken",
-			dingtalktest.Failure{Status: 403, Code: "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi"}},
-		{"userAccessToken ip ban", false, dingtalktest.APIUserAccessToken, "userAccessToken", dingtalktest.Failure{Status: 403, Body: ipBanBody}},
-		{"users/me qpm limit", false, dingtalktest.APIUsersMe, "users/me",
-			dingtalktest.Failure{Status: 403, Code: "Forbidden.AccessDenied.QpmLimitForAppkeyAndApi"}},
+			qpsLimit(dingtalktest.Failure{Status: 403, Code: "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi"}), 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			metrics := dingtalk.NewMetrics()
 			e := newEnv(t, dingtalktest.Config{}, inCorp, func(c *dingtalk.Config) { c.Metrics = metrics })
-			tt.failure.Times = 2
 			var err error
 			if tt.inApp {
 				code := e.inAppCode(zhangsan().UnionID) // one department: one department/get
@@ -56,30 +56,103 @@ func TestThrottledCallsAreRetried(t *testing.T) {
 			if err != nil {
 				t.Fatalf("login: %v", err)
 			}
-			if n := e.fake.Calls(tt.api); n != 3 {
-				t.Errorf("%s called %d times, want 3 (2 throttled, 1 answered)", tt.api, n)
+			if n := e.fake.Calls(tt.api); n != tt.calls {
+				t.Errorf("%s called %d times, want %d (%d refused, 1 answered)", tt.api, n, tt.calls, tt.calls-1)
 			}
-			if busy, ok := metrics.Count(tt.metric, dingtalk.ResultBusy), metrics.Count(tt.metric, dingtalk.ResultOK); busy != 2 || ok != 1 {
-				t.Errorf("metrics for %s: busy %d, ok %d; want 2 and 1", tt.metric, busy, ok)
+			if busy, ok := metrics.Count(tt.metric, dingtalk.ResultBusy), metrics.Count(tt.metric, dingtalk.ResultOK); busy != uint64(tt.calls-1) || ok != 1 {
+				t.Errorf("metrics for %s: busy %d, ok %d; want %d and 1", tt.metric, busy, ok, tt.calls-1)
 			}
 		})
 	}
 }
 
+// 系统繁忙 is retried at most three times (DingTalk's global error table).
+func TestBusyIsRetriedAtMostThreeTimes(t *testing.T) {
+	e := newEnv(t, dingtalktest.Config{}, inCorp)
+	code := e.inAppCode(zhangsan().UnionID)
+	e.fake.Fail(dingtalktest.APIGetUserInfo, dingtalktest.Failure{ErrCode: -1}) // until cleared
+	_, err := e.conn.HandleInAppCode(context.Background(), code)
+	e.noLeak(err)
+	assertSentinel(t, err, upstream.ErrUnavailable)
+	if n := e.fake.Calls(dingtalktest.APIGetUserInfo); n != 4 {
+		t.Errorf("getuserinfo called %d times while busy, want 4 (1 + 3 retries)", n)
+	}
+}
+
+// The per-IP ban lasts five minutes: retrying within a login is useless and
+// prolongs it. One call, and an error that tells the operator what happened.
+func TestIPBanIsNotRetriedAndTellsTheOperator(t *testing.T) {
+	for _, tt := range []struct {
+		inApp bool
+		api   string
+	}{{true, dingtalktest.APIGetUserInfo}, {false, dingtalktest.APIUserAccessToken}} {
+		t.Run(tt.api, func(t *testing.T) {
+			e := newEnv(t, dingtalktest.Config{}, inCorp)
+			ban := dingtalktest.Failure{Status: 403, Body: ipBanBody, For: 5 * time.Minute}
+			var err error
+			if tt.inApp {
+				code := e.inAppCode(zhangsan().UnionID)
+				e.fake.Fail(tt.api, ban)
+				_, err = e.conn.HandleInAppCode(context.Background(), code)
+			} else {
+				r := e.login(zhangsan().UnionID)
+				e.fake.Fail(tt.api, ban)
+				_, err = e.conn.HandleCallback(context.Background(), r)
+			}
+			e.noLeak(err)
+			assertSentinel(t, err, upstream.ErrUnavailable)
+			if n := e.fake.Calls(tt.api); n != 1 {
+				t.Errorf("%s called %d times during an IP ban, want 1", tt.api, n)
+			}
+			for _, want := range []string{"blocked this server's IP address for 5 minutes", "10,000 calls"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+// The organisation's monthly API quota (90020) is not retried; the operator is
+// told the cause and the fix.
+func TestMonthlyQuotaTellsTheOperator(t *testing.T) {
+	for _, failure := range []dingtalktest.Failure{
+		{ErrCode: 90020},
+		{ErrCode: 88, SubCode: "90020"},
+	} {
+		e := newEnv(t, dingtalktest.Config{}, inCorp)
+		code := e.inAppCode(zhangsan().UnionID)
+		e.fake.Fail(dingtalktest.APIGetUserInfo, failure)
+		_, err := e.conn.HandleInAppCode(context.Background(), code)
+		e.noLeak(err)
+		assertSentinel(t, err, upstream.ErrMisconfigured)
+		if n := e.fake.Calls(dingtalktest.APIGetUserInfo); n != 1 {
+			t.Errorf("getuserinfo called %d times at the monthly quota, want 1", n)
+		}
+		for _, want := range []string{"monthly DingTalk API quota", "upgrade", "增购包"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q lacks %q", err, want)
+			}
+		}
+	}
+}
+
+// A lasting rate limit ends before the caller's deadline, after waiting out the
+// window between attempts.
 func TestLastingThrottleGivesUpBeforeTheDeadline(t *testing.T) {
 	for _, tt := range []struct {
 		api     string
 		failure dingtalktest.Failure
 	}{
 		{dingtalktest.APIUserGet, dingtalktest.Failure{ErrCode: 90018}},
-		{dingtalktest.APIGetUserInfo, dingtalktest.Failure{Body: ipBanBody}},
+		{dingtalktest.APIGetUserInfo, dingtalktest.Failure{Status: 403, Code: "Forbidden.AccessDenied.QpsLimitForApi"}},
 	} {
 		t.Run(tt.api, func(t *testing.T) {
 			metrics := dingtalk.NewMetrics()
 			e := newEnv(t, dingtalktest.Config{}, inCorp, func(c *dingtalk.Config) { c.Metrics = metrics })
 			code := e.inAppCode(zhangsan().UnionID)
 			e.fake.Fail(tt.api, tt.failure) // until cleared
-			const budget = 1500 * time.Millisecond
+			const budget = 2500 * time.Millisecond
 			ctx, cancel := context.WithTimeout(context.Background(), budget)
 			defer cancel()
 			start := time.Now()
@@ -90,8 +163,8 @@ func TestLastingThrottleGivesUpBeforeTheDeadline(t *testing.T) {
 			if ctx.Err() != nil {
 				t.Errorf("gave up after %s, at or past the caller's deadline of %s", elapsed, budget)
 			}
-			if n := e.fake.Calls(tt.api); n < 3 {
-				t.Errorf("%s called %d times in %s; want several attempts", tt.api, n, elapsed)
+			if n := e.fake.Calls(tt.api); n != 2 {
+				t.Errorf("%s called %d times in %s; want 2 (the window waited out once, then no room for 2 s more)", tt.api, n, elapsed)
 			}
 			if !strings.Contains(err.Error(), "attempts") {
 				t.Errorf("error %q does not say it retried", err)
@@ -126,7 +199,7 @@ func TestOtherFailuresAreNotRetried(t *testing.T) {
 		{false, dingtalktest.APIUserAccessToken, dingtalktest.Failure{Status: 502, Body: "<html>Bad Gateway</html>"}, upstream.ErrUnavailable},
 		{true, dingtalktest.APIGetUserInfo, dingtalktest.Failure{Status: 503, Body: "<html>busy</html>"}, upstream.ErrUnavailable},
 		{true, dingtalktest.APIGetUserInfo, dingtalktest.Failure{ErrCode: 40078}, upstream.ErrLoginExpired},
-		{true, dingtalktest.APIGetUserInfo, dingtalktest.Failure{ErrCode: 90020, ErrMsg: "您的企业本月api调用量已超过限制"}, nil},
+		{true, dingtalktest.APIGetUserInfo, dingtalktest.Failure{ErrCode: 90020}, upstream.ErrMisconfigured},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s %d %d", tt.api, tt.failure.Status, tt.failure.ErrCode), func(t *testing.T) {

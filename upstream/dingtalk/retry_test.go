@@ -65,34 +65,75 @@ func TestResultOf(t *testing.T) {
 	}
 }
 
-func TestRetryWaitGrowsWithJitterAndStopsAtTheDeadline(t *testing.T) {
+// DingTalk's guidance, as waits: -1 (busy) retried at most 3 times after short
+// waits; a rate limit never before its one-second window has passed; the per-IP
+// ban and anything else not at all.
+func TestRetryWaitFollowsDingTalksGuidance(t *testing.T) {
 	c := &Client{timeout: time.Hour}
 	start := time.Now()
-	for n, want := range []time.Duration{100, 200, 400, 800, 1600, 2000, 2000, 2000} {
+	for n, want := range []time.Duration{100, 200, 400} {
 		want *= time.Millisecond
 		for range 20 {
-			wait, ok := c.retryWait(context.Background(), n+1, start, time.Millisecond)
+			wait, ok := c.retryWait(context.Background(), busy, n+1, start, time.Millisecond)
 			if !ok || wait < want/2 || wait > want {
-				t.Fatalf("retryWait(attempt %d) = %s, %v; want between %s and %s", n+1, wait, ok, want/2, want)
+				t.Fatalf("busy: retryWait(attempt %d) = %s, %v; want between %s and %s", n+1, wait, ok, want/2, want)
 			}
 		}
 	}
-	if wait, ok := c.retryWait(context.Background(), 1000, start, 0); !ok || wait > retryMaxWait {
+	if _, ok := c.retryWait(context.Background(), busy, busyMaxRetries+1, start, 0); ok {
+		t.Error("busy: a fourth retry was allowed; DingTalk's table says at most 3")
+	}
+	for n, want := range []time.Duration{1, 2, 4, 4, 4} {
+		want *= time.Second
+		for range 20 {
+			wait, ok := c.retryWait(context.Background(), rateLimited, n+1, start, time.Millisecond)
+			if !ok || wait < want || wait > want+want/4 {
+				t.Fatalf("rate limited: retryWait(attempt %d) = %s, %v; want between %s and %s", n+1, wait, ok, want, want+want/4)
+			}
+		}
+	}
+	if wait, ok := c.retryWait(context.Background(), rateLimited, 1000, start, 0); !ok || wait > rateLimitMaxWait+rateLimitMaxWait/4 {
 		t.Errorf("retryWait(attempt 1000) = %s, %v: the cap must hold for any attempt", wait, ok)
 	}
+	for _, kind := range []throttle{ipBanned, notThrottled} {
+		if _, ok := c.retryWait(context.Background(), kind, 1, start, 0); ok {
+			t.Errorf("kind %d is retried", kind)
+		}
+	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 900*time.Millisecond)
 	defer cancel()
-	if _, ok := c.retryWait(ctx, 3, start, time.Millisecond); ok {
+	if _, ok := c.retryWait(ctx, rateLimited, 1, start, time.Millisecond); ok {
+		t.Error("retryWait let a 1 s wait run into a deadline 900 ms away")
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 120*time.Millisecond)
+	defer cancel2()
+	if _, ok := c.retryWait(ctx2, busy, 3, start, time.Millisecond); ok {
 		t.Error("retryWait let a 200-400 ms wait run into a deadline 120 ms away")
 	}
-	if _, ok := c.retryWait(ctx, 1, start, 200*time.Millisecond); ok {
-		t.Error("retryWait ignored that the last call took 200 ms")
-	}
-
 	short := &Client{timeout: 100 * time.Millisecond}
-	if _, ok := short.retryWait(context.Background(), 1, start, 0); ok {
+	if _, ok := short.retryWait(context.Background(), busy, 1, start, 60*time.Millisecond); ok {
 		t.Error("without a deadline, retries must stop within the client's timeout")
+	}
+}
+
+func TestThrottleOf(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want throttle
+	}{
+		{&OAPIError{ErrCode: -1}, busy},
+		{&OAPIError{ErrCode: 90018}, rateLimited},
+		{&OAPIError{ErrCode: 88, SubCode: "90002"}, rateLimited},
+		{&APIError{HTTPStatus: 403, Code: "Forbidden.AccessDenied.QpsLimitForApi"}, rateLimited},
+		{&APIError{HTTPStatus: 429}, rateLimited},
+		{&APIError{HTTPStatus: 403, IPThrottled: true}, ipBanned},
+		{&OAPIError{ErrCode: 90020}, notThrottled},
+		{&APIError{HTTPStatus: 403, Code: "Forbidden.AccessDenied.ApiCountLimitForOrg"}, notThrottled},
+	} {
+		if got := throttleOf(tt.err); got != tt.want {
+			t.Errorf("throttleOf(%v) = %d, want %d", tt.err, got, tt.want)
+		}
 	}
 }
 
@@ -163,6 +204,7 @@ func TestOAPIErrorMisconfiguration(t *testing.T) {
 		{OAPIError{ErrCode: 88, SubCode: "60020"}, "whitelist", upstream.ErrMisconfigured},
 		{OAPIError{ErrCode: 40078}, "", upstream.ErrLoginExpired},
 		{OAPIError{ErrCode: 60121}, "", nil},
+		{OAPIError{ErrCode: 90020}, "upgrade", upstream.ErrMisconfigured},
 		{OAPIError{ErrCode: 88, SubCode: "40014"}, "", nil},
 	}
 	for _, tt := range tests {

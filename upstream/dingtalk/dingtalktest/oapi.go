@@ -27,6 +27,8 @@ const (
 	msgDeptNotFound    = "部门不存在"
 	msgInvalidParam    = "无效的参数"
 	msgIPNotAllowed    = "访问ip不在白名单之中"
+	// The monthly API quota (dingtalk.com/qidian/help-detail-1061621972.html).
+	msgMonthlyQuota = "您的企业本月api调用量已超过限制，调用量：10001次，额度：10000次，请登录开发者后台-资源管理-查看用量明细"
 )
 
 // oapiMessages fill in an injected Failure's empty ErrMsg or SubMsg.
@@ -39,6 +41,7 @@ var oapiMessages = map[int]string{
 	60003: msgDeptNotFound,
 	60020: msgIPNotAllowed,
 	60121: msgUserNotFound,
+	90020: msgMonthlyQuota,
 }
 
 // writeOAPI writes an old-style answer (/gettoken, /sns/*): fields at the top level,
