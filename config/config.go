@@ -47,7 +47,8 @@ type Config struct {
 	// believed when telling clients apart for rate limiting.
 	TrustedProxies []string `yaml:"trustedProxies"`
 	// AdminSocket is the unix socket the admin CLI talks to while the server runs
-	// (bbolt lets one process open the file). Default "<storage.path>.sock" for bolt.
+	// (bbolt lets one process open the file). Default "<storage.path>.sock" for
+	// bolt; none for postgres, where the CLI works on the database directly.
 	AdminSocket string `yaml:"adminSocket"`
 	// Branding is what the embedded login page shows of the company.
 	Branding Branding `yaml:"branding"`
@@ -78,10 +79,19 @@ type Telemetry struct {
 
 // Storage says where dingbridge keeps its records.
 type Storage struct {
-	// Type is "bolt" (the default and, so far, the only type).
+	// Type is "bolt" (the default: one file, one process) or "postgres" (a
+	// PostgreSQL database that several replicas share).
 	Type string `yaml:"type"`
 	// Path is the bolt database file. Required for bolt.
 	Path string `yaml:"path"`
+	// DSN is the PostgreSQL connection string (postgres://user:password@host/db
+	// or key=value pairs), a secret. After loading it holds the DSN whether it
+	// was given inline (usually as $DINGBRIDGE_DB_DSN) or through DSNFile.
+	// Required for postgres.
+	DSN     string `yaml:"dsn"`
+	DSNFile string `yaml:"dsnFile"`
+	// MaxConns caps each replica's connections to PostgreSQL. Default 20.
+	MaxConns int `yaml:"maxConns"`
 }
 
 // Connector is one DingTalk app that people log in through.

@@ -422,7 +422,7 @@ func TestValidation(t *testing.T) {
 		// listen, storage, admin socket
 		{"listen without port", minimal + "listen: 127.0.0.1\n", `listen "127.0.0.1" is not host:port: write it like 127.0.0.1:5556, or :5556 for every interface`},
 		{"listen with a bad port", minimal + "listen: :99999\n", `listen ":99999" is not host:port`},
-		{"storage type", strings.Replace(minimal, "{path:", "{type: postgres, path:", 1), `storage.type "postgres" is not supported: use bolt`},
+		{"storage type", strings.Replace(minimal, "{path:", "{type: sqlite, path:", 1), `storage.type "sqlite" is not supported: use bolt (one file, one process) or postgres (several replicas)`},
 		{"storage path", strings.Replace(minimal, "storage: {path: /var/lib/dingbridge/dingbridge.db}", "storage: {type: bolt}", 1),
 			"storage.path is empty: set it to the database file, e.g. /var/lib/dingbridge/dingbridge.db"},
 		{"admin socket too long", minimal + "adminSocket: /" + strings.Repeat("a", 110) + "\n", "is longer than a unix socket path may be"},
@@ -787,4 +787,73 @@ func TestBackchannelLogoutURI(t *testing.T) {
     redirectURIs: [https://app.example.com/cb]
     backchannelLogoutURI: http://app.example.com/backchannel
 `, nil, "staticClients[0].backchannelLogoutURI")
+}
+
+// withStorage is minimal with its storage line replaced.
+func withStorage(storage string) string {
+	return strings.Replace(minimal, "storage: {path: /var/lib/dingbridge/dingbridge.db}", "storage: "+storage, 1)
+}
+
+func TestPostgresStorage(t *testing.T) {
+	const dsn = "postgres://dingbridge:pa55word@db.example.com:5432/dingbridge?sslmode=verify-full"
+	env := map[string]string{"DINGBRIDGE_DB_DSN": dsn}
+	c := mustParse(t, withStorage("{type: postgres, dsn: $DINGBRIDGE_DB_DSN}"), env)
+	want := Storage{Type: "postgres", DSN: dsn, MaxConns: 20}
+	if c.Storage != want {
+		t.Errorf("storage = %+v, want %+v", c.Storage, want)
+	}
+	if c.AdminSocket != "" {
+		t.Errorf("adminSocket defaults to %q for postgres, want none (the CLI opens the database)", c.AdminSocket)
+	}
+
+	file := writeFile(t, "dsn", "host=/run/postgresql user=dingbridge dbname=dingbridge\n")
+	c = mustParse(t, withStorage("{type: postgres, dsnFile: "+file+", maxConns: 5}"), nil)
+	want = Storage{Type: "postgres", DSN: "host=/run/postgresql user=dingbridge dbname=dingbridge", DSNFile: file, MaxConns: 5}
+	if c.Storage != want {
+		t.Errorf("storage from dsnFile = %+v, want %+v", c.Storage, want)
+	}
+}
+
+func TestPostgresStorageProblems(t *testing.T) {
+	for _, tc := range []struct {
+		name, storage, want string
+	}{
+		{"no dsn", "{type: postgres}", "storage.dsn is empty: set it to the PostgreSQL connection string, e.g. $DINGBRIDGE_DB_DSN"},
+		{"dsn variable unset", "{type: postgres, dsn: $DINGBRIDGE_DB_DSN}", "storage.dsn is empty: set DINGBRIDGE_DB_DSN"},
+		{"dsn and dsnFile", "{type: postgres, dsn: host=db, dsnFile: /run/secrets/dsn}", "storage sets dsn and dsnFile: keep one"},
+		{"unreadable dsnFile", "{type: postgres, dsnFile: /nonexistent/dsn}", `storage.dsnFile: cannot read "/nonexistent/dsn"`},
+		{"not a dsn", "{type: postgres, dsn: dingbridge}", "storage.dsn is not a PostgreSQL connection string: write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE"},
+		{"url without host", "{type: postgres, dsn: 'postgres:///dingbridge'}", "storage.dsn is not a PostgreSQL connection string"},
+		{"path with postgres", "{type: postgres, dsn: host=db, path: /db}", "storage.path is for type bolt: remove it (postgres takes storage.dsn)"},
+		{"dsn with bolt", "{path: /db, dsn: host=db}", "storage.dsn is for type postgres: remove it, or set storage.type: postgres"},
+		{"maxConns with bolt", "{path: /db, maxConns: 4}", "storage.maxConns is for type postgres"},
+		{"maxConns zero", "{type: postgres, dsn: host=db, maxConns: 0}", "storage.maxConns 0 is out of range: use 1 to 1000 (default 20)"},
+		{"maxConns too many", "{type: postgres, dsn: host=db, maxConns: 5000}", "storage.maxConns 5000 is out of range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantErr(t, withStorage(tc.storage), nil, tc.want)
+		})
+	}
+}
+
+// The DSN carries the database password: no message may repeat it, whatever
+// else is wrong with the file.
+func TestPostgresDSNNeverInErrors(t *testing.T) {
+	const password = "pa55-S3CRET-word"
+	broken := "listen: nonsense\n"
+	for name, storage := range map[string]string{
+		"valid dsn":          "{type: postgres, dsn: 'postgres://u:" + password + "@db/x'}",
+		"malformed dsn":      "{type: postgres, dsn: 'u:" + password + "'}",
+		"dsn with bolt":      "{path: /db, dsn: 'password=" + password + " host=db'}",
+		"dsn and dsnFile":    "{type: postgres, dsn: 'password=" + password + "', dsnFile: /x}",
+		"dsn in a wrong key": "{type: postgres, dsm: 'password=" + password + "'}",
+		"dsn with a $":       "{type: postgres, dsn: 'postgres://u:" + password + "$X@db/x'}",
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := parseErr(t, withStorage(storage)+broken, nil)
+			if strings.Contains(got, password) || strings.Contains(got, "S3CRET") {
+				t.Errorf("error contains the password:\n%s", got)
+			}
+		})
+	}
 }

@@ -384,7 +384,7 @@ func (l *loader) expand(n *yaml.Node, path string) expanded {
 
 // isSecretKey reports whether path holds a secret itself (not a file or variable name).
 func isSecretKey(path string) bool {
-	return strings.HasSuffix(path, ".secret") || strings.HasSuffix(path, ".clientSecret")
+	return strings.HasSuffix(path, ".secret") || strings.HasSuffix(path, ".clientSecret") || path == "storage.dsn"
 }
 
 func isName(s string) bool {

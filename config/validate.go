@@ -33,6 +33,9 @@ const (
 	// A unix socket path must fit sockaddr_un.sun_path (108 bytes on Linux,
 	// 104 on BSDs and macOS) with its terminating NUL.
 	maxSocketPath = 103
+	// PostgreSQL's own default max_connections is 100.
+	defaultMaxConns = 20
+	maxMaxConns     = 1000
 )
 
 // validate fills in defaults, resolves secrets and checks every value of c.
@@ -53,12 +56,7 @@ func (l *loader) validate(c *Config) {
 		}
 	}
 
-	setDefault(&c.Storage.Type, "bolt")
-	if c.Storage.Type != "bolt" {
-		l.add("storage.type", "storage.type %q is not supported: use bolt (the only storage type so far)", c.Storage.Type)
-	} else if c.Storage.Path == "" {
-		l.empty("storage.path", "set it to the database file, e.g. /var/lib/dingbridge/dingbridge.db")
-	}
+	l.storage(&c.Storage)
 	if c.AdminSocket == "" && c.Storage.Type == "bolt" && c.Storage.Path != "" {
 		c.AdminSocket = c.Storage.Path + ".sock"
 	}
@@ -147,6 +145,57 @@ func (l *loader) validate(c *Config) {
 	if !oneOf(c.Logging.Format, "text", "json") {
 		l.add("logging.format", "logging.format %q is unknown: use text or json", c.Logging.Format)
 	}
+}
+
+// storage checks the keys of the chosen type and refuses the other type's.
+func (l *loader) storage(s *Storage) {
+	setDefault(&s.Type, "bolt")
+	switch s.Type {
+	case "bolt":
+		if s.Path == "" {
+			l.empty("storage.path", "set it to the database file, e.g. /var/lib/dingbridge/dingbridge.db")
+		}
+		for key, set := range map[string]bool{"dsn": s.DSN != "" || l.given["storage.dsn"], "dsnFile": s.DSNFile != "", "maxConns": l.given["storage.maxConns"]} {
+			if set {
+				l.add("storage."+key, "storage.%s is for type postgres: remove it, or set storage.type: postgres", key)
+			}
+		}
+	case "postgres":
+		if s.Path != "" {
+			l.add("storage.path", "storage.path is for type bolt: remove it (postgres takes storage.dsn)")
+		}
+		s.DSN = l.secret("storage", false, "set it to the PostgreSQL connection string, e.g. $DINGBRIDGE_DB_DSN with DINGBRIDGE_DB_DSN=postgres://dingbridge:PASSWORD@db.example.com:5432/dingbridge, or name a file holding it in storage.dsnFile",
+			source{key: "dsn", value: s.DSN},
+			source{key: "dsnFile", value: s.DSNFile, read: (*loader).readFile},
+		)
+		if s.DSN != "" && !plausibleDSN(s.DSN) {
+			// The message never repeats the value: it holds a password.
+			l.add("storage.dsn", "storage.dsn is not a PostgreSQL connection string: write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE (add ?sslmode=verify-full for TLS) or as key=value pairs (host=… user=… dbname=…)")
+		}
+		if !l.given["storage.maxConns"] {
+			s.MaxConns = defaultMaxConns
+		}
+		if s.MaxConns < 1 || s.MaxConns > maxMaxConns {
+			l.add("storage.maxConns", "storage.maxConns %d is out of range: use 1 to %d (default %d); every replica opens up to this many connections", s.MaxConns, maxMaxConns, defaultMaxConns)
+		}
+	default:
+		l.add("storage.type", "storage.type %q is not supported: use bolt (one file, one process) or postgres (several replicas)", s.Type)
+	}
+}
+
+// plausibleDSN is a first look at a connection string, so `config check`
+// catches a mistyped one; the database driver parses it for real at start.
+func plausibleDSN(dsn string) bool {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		return err == nil && (u.Host != "" || u.Query().Get("host") != "")
+	}
+	for _, field := range strings.Fields(dsn) {
+		if k, _, ok := strings.Cut(field, "="); ok && k != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *loader) issuer(c *Config) {

@@ -46,6 +46,12 @@ type Options struct {
 	// RetainFor is how long a retired key stays published: at least the lifetime of
 	// the longest-lived token it signed (the id_token's). Default 24h.
 	RetainFor time.Duration
+	// Propagation is how long a change to the stored key set may take to reach
+	// every process serving from the store: their ReloadInterval, with a margin.
+	// A new key is published at least this long before it signs, so no
+	// replica's JWKS lacks a key that another replica signs with. Zero, for a
+	// store no other process serves from: Rotate's new key signs at once.
+	Propagation time.Duration
 	// Now is the clock; tests set it.
 	Now func() time.Time
 }
@@ -134,9 +140,10 @@ func (m *Manager) Ensure(ctx context.Context) error {
 	return err
 }
 
-// Rotate makes a new key the one that signs, at once. The key it replaces is
-// retired: it stays in the JWKS for RetainFor, so every token it signed still
-// verifies, and is dropped after. Keys whose time is up are pruned here too.
+// Rotate makes a new key the one that signs: at once, or with Propagation
+// after every replica publishes it. The key it replaces is retired when the new
+// one takes over: it stays in the JWKS for RetainFor, so every token it signed
+// still verifies, and is dropped after. Keys whose time is up are pruned here too.
 func (m *Manager) Rotate(ctx context.Context) (SigningKeyInfo, error) {
 	now := m.opts.Now().UTC()
 	var fresh storage.SigningKey
@@ -145,13 +152,16 @@ func (m *Manager) Rotate(ctx context.Context) (SigningKeyInfo, error) {
 		if err != nil {
 			return ks, err
 		}
+		k.NotBefore = now.Add(m.opts.Propagation)
 		fresh = k
 		kept := ks.SigningKeys[:0:0]
 		for _, old := range ks.SigningKeys {
 			if !old.Expiry.IsZero() && !now.Before(old.Expiry) {
 				continue
 			}
-			if old.RetiredAt.IsZero() {
+			// With Propagation the old key signs until the new one's NotBefore;
+			// Advance retires it then, as it does a key the schedule replaced.
+			if old.RetiredAt.IsZero() && m.opts.Propagation == 0 {
 				old.RetiredAt, old.Expiry = now, now.Add(m.opts.RetainFor)
 			}
 			kept = append(kept, old)
@@ -166,7 +176,11 @@ func (m *Manager) Rotate(ctx context.Context) (SigningKeyInfo, error) {
 	if _, err := m.reload(ctx); err != nil {
 		return SigningKeyInfo{}, err
 	}
-	return info(fresh, fresh.ID, now), nil
+	signingID := ""
+	if !now.Before(fresh.NotBefore) {
+		signingID = fresh.ID
+	}
+	return info(fresh, signingID, now), nil
 }
 
 // Advance does what the schedule asks, atomically, so several processes sharing
@@ -208,7 +222,7 @@ func (m *Manager) Advance(ctx context.Context) (bool, error) {
 				return ks, err
 			}
 			next.NotBefore = due
-			if earliest := now.Add(m.opts.PublishAhead); due.Before(earliest) {
+			if earliest := now.Add(max(m.opts.PublishAhead, m.opts.Propagation)); due.Before(earliest) {
 				next.NotBefore = earliest // never sign with a key RPs may not have yet
 			}
 			keys = append(keys, next)

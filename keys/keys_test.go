@@ -187,6 +187,63 @@ func TestRotateKeepsTheOldKeyPublishedUntilItsTokensExpire(t *testing.T) {
 	}
 }
 
+// Replicas sharing a store: a key rotated in on one is in every replica's JWKS
+// before any replica signs with it, and the key it replaces signs until then.
+func TestRotateWithPropagationPublishesBeforeSigning(t *testing.T) {
+	store := openStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	opts := keys.Options{ReloadInterval: 5 * time.Second, Propagation: 10 * time.Second, RetainFor: time.Hour,
+		Now: func() time.Time { return now }}
+	a, _ := keys.New(store, opts)
+	b, _ := keys.New(store, opts)
+	for _, m := range []*keys.Manager{a, b} {
+		if err := m.Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, _ := b.SigningKey(ctx)
+	fresh, err := a.Rotate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh.State != "next" || !fresh.NotBefore.Equal(now.Add(10*time.Second)) {
+		t.Fatalf("rotated key = %+v, want next, signing from now+10s", fresh)
+	}
+	published := func(m *keys.Manager, kid string) bool {
+		pub, _ := m.PublicKeys(ctx)
+		for _, k := range pub {
+			if k.KeyID == kid {
+				return true
+			}
+		}
+		return false
+	}
+	for now = now.Add(time.Second); now.Before(fresh.NotBefore); now = now.Add(time.Second) {
+		for name, m := range map[string]*keys.Manager{"a": a, "b": b} {
+			if k, err := m.SigningKey(ctx); err != nil || k.ID != old.ID {
+				t.Fatalf("at +%s replica %s signs with %s (%v), want the old key until the new one's NotBefore", now.Sub(fresh.CreatedAt), name, k.ID, err)
+			}
+		}
+	}
+	// Reloaded by now, so publishing it; and from NotBefore on, signing with it.
+	for name, m := range map[string]*keys.Manager{"a": a, "b": b} {
+		if !published(m, fresh.ID) || !published(m, old.ID) {
+			t.Errorf("replica %s does not publish both keys at the new one's NotBefore", name)
+		}
+		if k, _ := m.SigningKey(ctx); k.ID != fresh.ID {
+			t.Errorf("replica %s signs with %s at NotBefore, want the new key", name, k.ID)
+		}
+	}
+	if _, err := b.Advance(ctx); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := a.List(ctx)
+	if len(list) != 2 || list[0].ID != old.ID || list[0].State != "retired" || !list[0].Expiry.Equal(fresh.NotBefore.Add(time.Hour)) {
+		t.Errorf("keys after the take-over = %+v, want the old one retired at the new one's NotBefore, kept for RetainFor", list)
+	}
+}
+
 // The schedule: a next key is published PublishAhead before it signs, takes over
 // on time with nothing written to storage, the old one is retired and kept for
 // RetainFor, then dropped. Two processes advancing at once rotate once.

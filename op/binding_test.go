@@ -67,3 +67,45 @@ func TestClosedRegistrationInEveryLoginMode(t *testing.T) {
 		}
 	})
 }
+
+// A person the directory no longer lists is disabled by the re-check, and a
+// later DingTalk login that finds them a member again (they rejoined) enables
+// them; an administrator's disable is not undone that way.
+func TestDirectoryDisableIsLiftedByALoginAsAMember(t *testing.T) {
+	e := newEnv(t, envOptions{connector: corpConnector(func(c *dingtalk.Config) { c.RequireMembership = true }),
+		membership: op.Membership{Recheck: time.Millisecond}})
+	party := e.relyingParty(rpClientID, rpSecret, rpRedirectURI, groupsScopes...)
+	zhang := dingtalktest.DemoUsers()[0]
+	e.dingtalk.Fake.AutoApprove(zhang.UnionID)
+	tokens := e.loginTokens(t, party)
+
+	e.dingtalk.Fake.RemoveMember(zhang.UnionID)
+	time.Sleep(5 * time.Millisecond)
+	if _, err := refreshWith(party, tokens.RefreshToken); err == nil {
+		t.Fatal("a leaver's refresh succeeded")
+	}
+	u, err := e.store.GetUser(t.Context(), zhang.UnionID)
+	if err != nil || !u.Disabled || !strings.HasPrefix(u.DisabledReason, "directory: ") || u.DisabledAt.IsZero() {
+		t.Fatalf("after the re-check: %+v, %v", u, err)
+	}
+
+	e.dingtalk.Fake.RestoreMember(zhang.UnionID)
+	if again := e.loginTokens(t, party); again.IDTokenClaims.Subject != zhang.UnionID {
+		t.Errorf("rejoined: sub %q", again.IDTokenClaims.Subject)
+	}
+	if u, _ := e.store.GetUser(t.Context(), zhang.UnionID); u.Disabled || u.DisabledReason != "" {
+		t.Errorf("after rejoining: disabled %t (%q)", u.Disabled, u.DisabledReason)
+	}
+
+	// Disabled by an administrator: a login does not lift it.
+	if _, err := e.store.UpsertUser(t.Context(), zhang.UnionID, func(u storage.User, _ bool) (storage.User, error) {
+		u.Disabled, u.DisabledReason = true, "disabled by an administrator"
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := newBrowser(t).visit(e.authorizeURL(party, &loginAttempt{}))
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Account disabled") {
+		t.Errorf("administrator's disable: status %d\n%s", resp.StatusCode, body)
+	}
+}

@@ -3,6 +3,7 @@ package op_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -39,5 +40,19 @@ func TestLoginAtCapacityShowsBusyPage(t *testing.T) {
 	resp, body := newBrowser(t).visit(e.authorizeURL(party, &loginAttempt{}))
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "busy") || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("status %d (Retry-After %q), want 503 busy page:\n%s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+}
+
+// Device authorizations are bounded too: beyond the storage's limit a device
+// is told temporarily_unavailable, in JSON, and nothing is stored.
+func TestDeviceAuthorizationAtCapacityIsTemporarilyUnavailable(t *testing.T) {
+	e := newEnv(t, envOptions{limits: storage.Limits{Devices: 1}})
+	e.startDevice(t)
+	resp, body := getJSON(t, postForm(t, e.issuer+"/device_authorization", url.Values{"client_id": {deviceClientID}, "scope": {"openid"}}, "", ""))
+	if resp.StatusCode < 400 || body["error"] != "temporarily_unavailable" {
+		t.Fatalf("second device flow at capacity: %d %v, want temporarily_unavailable", resp.StatusCode, body)
+	}
+	if c, err := e.store.Count(context.Background()); err != nil || c.Devices != 1 {
+		t.Errorf("devices stored: %+v, %v; want 1", c, err)
 	}
 }

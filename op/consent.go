@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -63,15 +64,30 @@ func (p *Provider) askConsent(w http.ResponseWriter, r *http.Request, a storage.
 		p.serverError(w, r, "park auth request for consent", err)
 		return
 	}
+	// The page gets its own address, so that reloading it shows it again
+	// rather than replaying the one-time callback it was reached from.
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, p.issuerPath+"/consent?authRequestID="+url.QueryEscape(a.ID), http.StatusSeeOther)
+}
+
+// consentPage shows the scopes of a login waiting for its person's answer, in
+// the browser that logged in.
+func (p *Provider) consentPage(w http.ResponseWriter, r *http.Request) {
+	a, ok := p.pendingConsent(w, r, r.URL.Query().Get("authRequestID"))
+	if !ok {
+		return
+	}
 	name, err := p.settings().clients.name(r.Context(), a.ClientID)
 	if err != nil {
 		p.serverError(w, r, "load client for consent", err)
 		return
 	}
 	p.render(w, r, &pageView{
-		page:  pageConsent,
-		facts: []factView{{labelApplication, name}},
-		list:  scopeLabels(a.Scopes),
+		page:        pageConsent,
+		locales:     a.UILocales,
+		formTargets: p.answerOrigins(a),
+		facts:       []factView{{labelApplication, name}},
+		list:        scopeLabels(a.Scopes),
 		form: &formView{
 			action: p.issuerPath + "/consent",
 			hidden: []hiddenField{
@@ -83,6 +99,25 @@ func (p *Provider) askConsent(w http.ResponseWriter, r *http.Request, a storage.
 	})
 }
 
+// pendingConsent loads the login a consent page or answer is about: one that
+// waits for consent, logged in by this browser's session.
+func (p *Provider) pendingConsent(w http.ResponseWriter, r *http.Request, id string) (storage.AuthRequest, bool) {
+	a, ok := p.pendingAuthRequest(w, r, id)
+	if !ok {
+		return a, false
+	}
+	if sess, ok := p.currentSession(r); !ok || sess.ID != a.SessionID {
+		p.log.WarnContext(r.Context(), "security: consent for a login of another browser's session")
+		p.render(w, r, &pageView{page: pageStateInvalid, status: http.StatusBadRequest, locales: a.UILocales})
+		return a, false
+	}
+	if !a.ConsentPending || a.Done {
+		p.render(w, r, &pageView{page: pageLoginExpired, status: http.StatusBadRequest, locales: a.UILocales})
+		return a, false
+	}
+	return a, true
+}
+
 // consent takes the person's answer to the consent page.
 func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -92,12 +127,8 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, &pageView{page: pageStateInvalid, status: http.StatusBadRequest})
 		return
 	}
-	a, ok := p.pendingAuthRequest(w, r, id)
+	a, ok := p.pendingConsent(w, r, id)
 	if !ok {
-		return
-	}
-	if !a.ConsentPending || a.Done {
-		p.render(w, r, &pageView{page: pageLoginExpired, status: http.StatusBadRequest})
 		return
 	}
 	if r.PostFormValue("decision") != "allow" {

@@ -194,9 +194,12 @@ func (p *Provider) deviceLookup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.render(w, r, &pageView{
-		page:  pageDeviceConfirm,
-		facts: []factView{{labelApplication, name}, {labelUserCode, formatUserCode(d.UserCode)}},
-		list:  scopeLabels(d.Scopes),
+		page:      pageDeviceConfirm,
+		facts:     []factView{{labelApplication, name}, {labelUserCode, formatUserCode(d.UserCode)}},
+		listTitle: labelScopes,
+		list:      scopeLabels(d.Scopes),
+		// Continuing logs the person in: at DingTalk when they have no session.
+		formTargets: p.settings().upstreamOrigins,
 		form: &formView{
 			action: p.issuerPath + "/device/confirm",
 			hidden: []hiddenField{

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/dingbridge/dingbridge/storage"
 	"github.com/dingbridge/dingbridge/upstream"
 )
 
@@ -37,8 +38,8 @@ var embeddedMessages = map[string]embeddedData{
 		Failed: "无法在此显示钉钉登录，请使用下方链接登录。"},
 }
 
-func (p *Provider) renderEmbedded(w http.ResponseWriter, r *http.Request, login upstream.EmbeddedLogin, fallbackURL string) {
-	lang := pageLanguage(r)
+func (p *Provider) renderEmbedded(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, login upstream.EmbeddedLogin, fallbackURL string) {
+	lang := pageLanguage(r, a.UILocales)
 	data := embeddedMessages[lang]
 	data.Lang = map[string]string{"en": "en", "zh": "zh-CN"}[lang]
 	branding := p.settings().branding

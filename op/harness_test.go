@@ -88,6 +88,8 @@ type envOptions struct {
 	limits storage.Limits
 	// registration says who may log in without a user record.
 	registration op.Registration
+	// membership: how often membership is asked again.
+	membership op.Membership
 	// embedded runs the first connector's login in our own page, with branding.
 	embedded bool
 	branding op.Branding
@@ -189,6 +191,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		Claims:       opts.claims,
 		Registration: opts.registration,
 		Branding:     opts.branding,
+		Membership:   opts.membership,
 		Metrics:      opts.metrics,
 		Logger:       logger,
 	})

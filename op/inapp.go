@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"net/url"
+	"strings"
 	"time"
 
+	"github.com/dingbridge/dingbridge/storage"
 	"github.com/dingbridge/dingbridge/upstream"
 )
 
@@ -49,8 +50,8 @@ func (p *Provider) onlyInAppConnector(r *http.Request) (Connector, bool) {
 	return found[0], true
 }
 
-func (p *Provider) renderInApp(w http.ResponseWriter, r *http.Request, conn Connector, state, fallbackURL string, login upstream.InAppLogin) {
-	lang := pageLanguage(r)
+func (p *Provider) renderInApp(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, conn Connector, state, fallbackURL string, login upstream.InAppLogin) {
+	lang := pageLanguage(r, a.UILocales)
 	data := inAppMessages[lang]
 	data.Lang = map[string]string{"en": "en", "zh": "zh-CN"}[lang]
 	data.Action = p.issuerPath + "/callback/" + conn.ID + "/inapp"
@@ -62,13 +63,14 @@ func (p *Provider) renderInApp(w http.ResponseWriter, r *http.Request, conn Conn
 		p.serverError(w, r, "render in-app page", err)
 		return
 	}
-	// This one page runs script: DingTalk's JSAPI from its origin, and ours by nonce.
+	// This one page runs script: DingTalk's JSAPI from its origin, and ours by
+	// nonce. Its form's answer leads on to the app.
 	scriptSrc := "'nonce-" + data.Nonce + "'"
-	if u, err := url.Parse(login.ScriptURL); err == nil && u.Host != "" {
-		scriptSrc += " " + u.Scheme + "://" + u.Host
+	if origin := cspOrigin(login.ScriptURL); strings.Contains(origin, "://") {
+		scriptSrc += " " + origin
 	}
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src "+scriptSrc+"; style-src 'unsafe-inline'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", contentSecurityPolicy(scriptSrc, p.answerOrigins(a)))
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Language", data.Lang)
@@ -86,7 +88,7 @@ func (p *Provider) inAppCallback(w http.ResponseWriter, r *http.Request) {
 	in, isInApp := conn.Connector.(upstream.InAppConnector)
 	code := r.PostFormValue("code")
 	if !isInApp || code == "" || len(code) > 512 {
-		p.render(w, r, &pageView{page: pageBadRequest, status: http.StatusBadRequest,
+		p.render(w, r, &pageView{page: pageBadRequest, status: http.StatusBadRequest, locales: a.UILocales,
 			actions: []action{{actionRetry, p.loginURL(a.ID, conn.ID)}}})
 		p.countLogin(conn, methodInApp, loginError, start)
 		return

@@ -59,7 +59,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		conn, ok = p.onlyInAppConnector(r)
 	}
 	if !ok {
-		v := &pageView{page: pageChooseConnector}
+		v := &pageView{page: pageChooseConnector, locales: a.UILocales}
 		for _, c := range p.settings().connectors {
 			v.choices = append(v.choices, link{Label: c.Name, URL: p.loginURL(a.ID, c.ID)})
 		}
@@ -86,7 +86,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if in, ok := conn.Connector.(upstream.InAppConnector); ok {
 		if page, ok := in.InAppLogin(r); ok {
-			p.renderInApp(w, r, conn, state, target, page)
+			p.renderInApp(w, r, a, conn, state, target, page)
 			return
 		}
 	}
@@ -96,7 +96,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 			p.serverError(w, r, "build embedded login", err)
 			return
 		}
-		p.renderEmbedded(w, r, login, target)
+		p.renderEmbedded(w, r, a, login, target)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -176,7 +176,7 @@ func (p *Provider) loggedInUpstream(w http.ResponseWriter, r *http.Request, a st
 	sess, err := p.startSession(w, r, subject, conn.ID, a.ClientID, []string{amr}, p.loginUpdate(conn, id, acc, p.now().UTC()))
 	if errors.Is(err, errUserDisabled) {
 		p.log.InfoContext(ctx, "login refused: user disabled", "subject", subject, "client", a.ClientID)
-		p.render(w, r, &pageView{page: pageUserDisabled, status: http.StatusForbidden,
+		p.render(w, r, &pageView{page: pageUserDisabled, status: http.StatusForbidden, locales: a.UILocales,
 			actions: []action{{actionBackToClient, p.errorRedirectURL(a, oidc.ErrAccessDenied().WithDescription("user is disabled"))}}})
 		return loginPolicy
 	}
@@ -273,7 +273,7 @@ func (p *Provider) upstreamFailed(w http.ResponseWriter, r *http.Request, a stor
 		return loginDenied
 	}
 	result = loginError
-	v := &pageView{page: pageUpstreamError, status: http.StatusBadGateway, detail: err.Error()}
+	v := &pageView{page: pageUpstreamError, status: http.StatusBadGateway, detail: err.Error(), locales: a.UILocales}
 	clientErr := oidc.ErrServerError().WithDescription("DingTalk login failed")
 	switch {
 	case errors.Is(err, upstream.ErrUnavailable):
@@ -286,7 +286,7 @@ func (p *Provider) upstreamFailed(w http.ResponseWriter, r *http.Request, a stor
 		clientErr = oidc.ErrServerError().WithDescription("the DingTalk login expired")
 	case errors.Is(err, upstream.ErrNotAllowed):
 		v.page, v.status = pageNotAllowed, http.StatusForbidden
-		v.detail = policyDetail(pageLanguage(r), err)
+		v.detail = policyDetail(pageLanguage(r, a.UILocales), err)
 		clientErr = oidc.ErrAccessDenied().WithDescription("the person is not admitted by the access policy")
 		p.log.InfoContext(ctx, "login refused by policy", "connector", conn.ID, "client", a.ClientID, "err", err)
 		if a.DeviceID != "" {
@@ -333,6 +333,15 @@ func policyDetail(lang string, err error) string {
 		d += "; you chose: " + pe.CorpID
 	}
 	return d
+}
+
+// answerOrigins are where the answer to a's login goes: the origin of its
+// redirect_uri; none for a device flow, which ends on a page of ours.
+func (p *Provider) answerOrigins(a storage.AuthRequest) []string {
+	if origin := cspOrigin(a.RedirectURI); origin != "" && a.DeviceID == "" {
+		return []string{origin}
+	}
+	return nil
 }
 
 func (p *Provider) loginURL(authRequestID, connectorID string) string {

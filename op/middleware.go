@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	zop "github.com/zitadel/oidc/v3/pkg/op"
@@ -20,7 +21,7 @@ func securityHeaders(https bool) func(http.Handler) http.Handler {
 	// per response as Header.Set makes: a login is about ten responses. Each
 	// value has len == cap, so a handler that Adds to one gets its own copy.
 	headers := http.Header{
-		"Content-Security-Policy": {"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"},
+		"Content-Security-Policy": {contentSecurityPolicy("", nil)},
 		"X-Frame-Options":         {"DENY"},
 		"X-Content-Type-Options":  {"nosniff"},
 		"Referrer-Policy":         {"no-referrer"},
@@ -37,6 +38,48 @@ func securityHeaders(https bool) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// contentSecurityPolicy is a page's policy: nothing loads but inline styles and
+// images, no page may frame it, and script runs only where scriptSrc names it
+// (the in-app page: DingTalk's JSAPI, and its own script by nonce). Forms post
+// to this server; Chromium applies form-action to every redirect that follows a
+// form submission too, so a page whose form leads on elsewhere — consent to the
+// app's redirect_uri, the device confirmation to DingTalk's login page — lists
+// those origins in formTargets.
+func contentSecurityPolicy(scriptSrc string, formTargets []string) string {
+	var b strings.Builder
+	b.WriteString("default-src 'none'; ")
+	if scriptSrc != "" {
+		b.WriteString("script-src " + scriptSrc + "; ")
+	}
+	b.WriteString("style-src 'unsafe-inline'; img-src 'self' https: data:; form-action 'self'")
+	for _, t := range formTargets {
+		b.WriteString(" " + t)
+	}
+	b.WriteString("; frame-ancestors 'none'; base-uri 'none'")
+	return b.String()
+}
+
+// cspOrigin is the source expression for where rawURL points: its origin for
+// http(s), its scheme for an app's custom scheme; "" when it cannot be written
+// safely into a policy.
+func cspOrigin(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" {
+		return ""
+	}
+	source := u.Scheme + ":"
+	if u.Scheme == "http" || u.Scheme == "https" {
+		if u.Host == "" {
+			return ""
+		}
+		source = u.Scheme + "://" + u.Host
+	}
+	if strings.ContainsAny(source, " ;,'\"\\\t\r\n") {
+		return ""
+	}
+	return source
 }
 
 // limitBodies caps request bodies: every form and JSON body the provider accepts
@@ -118,6 +161,15 @@ func (p *Provider) checkAuthorize(next http.Handler) http.Handler {
 				e = oidc.ErrInvalidRequest().WithDescription("response_type is missing")
 			}
 			http.Redirect(w, r, p.errorRedirectURL(back, e), http.StatusFound)
+			return
+		}
+		// The answer goes back as a redirect (query), the only mode served: the
+		// form_post page would need script and a cross-origin form post, which
+		// the pages' policy refuses, so form_post is not offered (discovery does
+		// not list it) and is refused here rather than half-served.
+		if rm := r.Form.Get("response_mode"); rm != "" && rm != string(oidc.ResponseModeQuery) {
+			p.log.InfoContext(r.Context(), "authorize: unsupported response_mode", "client", clientID, "response_mode", rm)
+			http.Redirect(w, r, p.errorRedirectURL(back, oidc.ErrInvalidRequest().WithDescription("response_mode %s is not supported: use query (the default)", rm)), http.StatusFound)
 			return
 		}
 		next.ServeHTTP(w, r)

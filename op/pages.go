@@ -5,6 +5,7 @@ import (
 	"embed"
 	"html/template"
 	"net/http"
+	"slices"
 	"strings"
 
 	"golang.org/x/text/language"
@@ -102,7 +103,8 @@ var messages = map[string]map[page]message{
 			"Try again later. If it keeps failing, tell your administrator."},
 		pageBusy: {"The login service is busy", "Too many logins are in progress right now.",
 			"Wait a moment and try again."},
-		pageNotFound: {"Page not found", "", ""},
+		pageNotFound: {"Page not found", "This address is not a page of this login service.",
+			"Log in from the application you were using."},
 		pageDeviceEnter: {"Connect a device", "Enter the code your device shows.",
 			"Only enter a code shown by a device you are using yourself."},
 		pageDeviceInvalid: {"Code not accepted", "This code is unknown, expired or already used.",
@@ -154,12 +156,14 @@ var messages = map[string]map[page]message{
 			"请告诉管理员；详细信息在登录服务的日志中。"},
 		pageChooseConnector: {"登录", "请选择登录方式。", ""},
 		pageLoggedOut:       {"您已退出登录", "现在可以关闭此窗口。", ""},
-		pageLogoutConfirm:   {"退出登录？", "有页面请求让您退出 dingbridge 登录。退出后，使用它的每个应用都需要重新登录。", "如果不是您本人要求退出，请关闭此页面，您将保持登录状态。"},
-		pageServerError:     {"出错了", "登录服务暂时无法完成您的请求。", "请稍后再试。如果一直失败，请联系管理员。"},
-		pageBusy:            {"登录服务繁忙", "当前正在进行的登录过多。", "请稍候再试。"},
-		pageNotFound:        {"页面不存在", "", ""},
-		pageDeviceEnter:     {"连接设备", "请输入设备上显示的验证码。", "只输入您本人正在使用的设备上显示的验证码。"},
-		pageDeviceInvalid:   {"验证码无效", "此验证码不存在、已过期或已被使用。", "请核对设备上的验证码，或在设备上重新开始。"},
+		pageLogoutRefused: {"退出请求被拒绝", "应用请求为您退出登录并跳转到一个未注册的地址，或者发送了无效的请求。您仍处于登录状态。",
+			"请联系该应用的管理员注册完全一致的退出后跳转地址（post-logout redirect URI）。"},
+		pageLogoutConfirm: {"退出登录？", "有页面请求让您退出 dingbridge 登录。退出后，使用它的每个应用都需要重新登录。", "如果不是您本人要求退出，请关闭此页面，您将保持登录状态。"},
+		pageServerError:   {"出错了", "登录服务暂时无法完成您的请求。", "请稍后再试。如果一直失败，请联系管理员。"},
+		pageBusy:          {"登录服务繁忙", "当前正在进行的登录过多。", "请稍候再试。"},
+		pageNotFound:      {"页面不存在", "此地址不是本登录服务的页面。", "请从您正在使用的应用重新登录。"},
+		pageDeviceEnter:   {"连接设备", "请输入设备上显示的验证码。", "只输入您本人正在使用的设备上显示的验证码。"},
+		pageDeviceInvalid: {"验证码无效", "此验证码不存在、已过期或已被使用。", "请核对设备上的验证码，或在设备上重新开始。"},
 		pageDeviceConfirm: {"在设备上登录？", "另一台设备上的应用请求以您的身份登录。",
 			"只有在您本人发起、且验证码与设备上显示的一致时才继续：否则可能有人试图获取您的账号。"},
 		pageDeviceDone:   {"设备已连接", "您已在设备上登录，现在可以关闭此窗口。", ""},
@@ -192,9 +196,15 @@ var messages = map[string]map[page]message{
 
 var languageMatcher = language.NewMatcher([]language.Tag{language.English, language.SimplifiedChinese})
 
-// pageLanguage picks zh or en from Accept-Language; English when nothing matches.
-func pageLanguage(r *http.Request) string {
-	tag, _ := language.MatchStrings(languageMatcher, r.Header.Get("Accept-Language"))
+// pageLanguage picks zh or en: from the login's ui_locales (what the app asked
+// for, in its order) if one of them is offered, else from Accept-Language;
+// English when nothing matches. uiLocales are the stored request's, or nil,
+// when the ui_locales parameter of r itself (at /authorize) is used.
+func pageLanguage(r *http.Request, uiLocales []string) string {
+	if uiLocales == nil {
+		uiLocales = strings.Fields(r.FormValue("ui_locales"))
+	}
+	tag, _ := language.MatchStrings(languageMatcher, append(slices.Clone(uiLocales), r.Header.Get("Accept-Language"))...)
 	if base, _ := tag.Base(); base.String() == "zh" {
 		return "zh"
 	}
@@ -211,6 +221,7 @@ type pageData struct {
 	Title, Body, Hint string
 	Detail            string
 	Facts             []fact
+	ListTitle         string
 	List              []string
 	Form              *formData
 	Actions, Choices  []link
@@ -236,14 +247,20 @@ type button struct {
 
 // pageView is one page about to be rendered.
 type pageView struct {
-	page    page
-	status  int
-	detail  string // safe, technical: an error code or DingTalk request id
-	facts   []factView
-	list    []page // shown as a bullet list
-	form    *formView
-	actions []action
-	choices []link
+	page      page
+	status    int
+	detail    string // safe, technical: an error code or DingTalk request id
+	facts     []factView
+	list      []page // shown as a bullet list, under listTitle if set
+	listTitle page
+	// locales are the login's ui_locales, when the page belongs to one.
+	locales []string
+	// formTargets are the origins the page's form may lead on to, beyond this
+	// server (contentSecurityPolicy).
+	formTargets []string
+	form        *formView
+	actions     []action
+	choices     []link
 }
 
 type factView struct {
@@ -279,7 +296,7 @@ type action struct {
 // render writes a page in the person's language. Pages are never cached: they
 // describe one request.
 func (p *Provider) render(w http.ResponseWriter, r *http.Request, v *pageView) {
-	lang := pageLanguage(r)
+	lang := pageLanguage(r, v.locales)
 	m := messages[lang][v.page]
 	data := pageData{Lang: lang, Title: m.Title, Body: m.Body, Hint: m.Hint, Detail: v.detail, Choices: v.choices}
 	if lang == "zh" {
@@ -300,6 +317,9 @@ func (p *Provider) render(w http.ResponseWriter, r *http.Request, v *pageView) {
 	}
 	for _, f := range v.facts {
 		data.Facts = append(data.Facts, fact{Label: label(f.label), Value: f.value})
+	}
+	if v.listTitle != "" {
+		data.ListTitle = label(v.listTitle)
 	}
 	for _, item := range v.list {
 		data.List = append(data.List, label(item))
@@ -322,6 +342,9 @@ func (p *Provider) render(w http.ResponseWriter, r *http.Request, v *pageView) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Language", data.Lang)
+	if len(v.formTargets) > 0 {
+		w.Header().Set("Content-Security-Policy", contentSecurityPolicy("", v.formTargets))
+	}
 	if v.status == 0 {
 		v.status = http.StatusOK
 	}

@@ -151,6 +151,9 @@ type Provider struct {
 
 	httpClient *http.Client   // back-channel logout deliveries
 	background sync.WaitGroup // deliveries in flight; Wait drains them
+
+	// replicaID names this process as the holder of maintenance leases.
+	replicaID string
 }
 
 // New builds the provider. The key manager must have been Ensure'd.
@@ -172,6 +175,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		log:        cfg.Logger,
 		now:        cfg.Now,
 		httpClient: &http.Client{Timeout: backchannelTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		replicaID:  newReplicaID(),
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -212,7 +216,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 			UserFormPath: p.issuerPath + "/device",
 			UserCode:     zop.UserCodeBase20,
 		},
-		SupportedScopes: []string{"openid", "profile", "email", "phone", "offline_access"},
+		SupportedScopes: []string{"openid", "profile", "email", "phone", "offline_access", "groups"},
 		SupportedClaims: []string{
 			"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "at_hash", "c_hash",
 			"unionid", "openid", "name", "preferred_username", "picture",
@@ -246,17 +250,62 @@ func (p *Provider) routes() http.Handler {
 	r.Get("/device", p.deviceEnter)
 	r.With(p.rateLimit).Post("/device", p.deviceLookup)
 	r.With(p.rateLimit).Post("/device/confirm", p.deviceConfirm)
+	r.Get("/consent", p.consentPage)
 	r.With(p.rateLimit).Post("/consent", p.consent)
 	r.Handle(p.oidc.EndSessionEndpoint().Relative(), p.endSession(p.oidc))
 	r.With(publicAPICORS).Handle(p.oidc.KeysEndpoint().Relative(), p.cacheJWKS(p.oidc))
-	r.Mount("/", p.oidc)
+	r.Mount("/", p.pageWhenNotFound(p.oidc))
 	if p.issuerPath == "" {
 		return r
 	}
 	outer := chi.NewRouter()
+	outer.Use(securityHeaders(p.secure))
 	outer.Mount(p.issuerPath, http.StripPrefix(p.issuerPath, r))
+	outer.NotFound(p.notFound)
 	return outer
 }
+
+func (p *Provider) notFound(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, &pageView{page: pageNotFound, status: http.StatusNotFound})
+}
+
+// pageWhenNotFound answers with the not-found page where next (zitadel's
+// router, which knows the protocol's endpoints) has nothing at the path, the
+// issuer's root included.
+func (p *Provider) pageWhenNotFound(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nf := &notFoundWriter{ResponseWriter: w}
+		next.ServeHTTP(nf, r)
+		if nf.notFound {
+			p.notFound(w, r)
+		}
+	})
+}
+
+// notFoundWriter swallows a 404 answer so that a page can replace it.
+type notFoundWriter struct {
+	http.ResponseWriter
+	notFound, wrote bool
+}
+
+func (n *notFoundWriter) WriteHeader(code int) {
+	if code == http.StatusNotFound && !n.wrote {
+		n.notFound = true
+		return
+	}
+	n.wrote = true
+	n.ResponseWriter.WriteHeader(code)
+}
+
+func (n *notFoundWriter) Write(b []byte) (int, error) {
+	if n.notFound {
+		return len(b), nil
+	}
+	n.wrote = true
+	return n.ResponseWriter.Write(b)
+}
+
+func (n *notFoundWriter) Unwrap() http.ResponseWriter { return n.ResponseWriter }
 
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.handler.ServeHTTP(w, r) }
 
@@ -269,37 +318,45 @@ func (p *Provider) connector(id string) (Connector, bool) {
 	return Connector{}, false
 }
 
-// Maintain runs the provider's housekeeping until ctx is done: expired records
-// are swept every minute and the signing-key schedule is advanced.
+// Maintain runs the provider's housekeeping until ctx is done: the signing-key
+// schedule is advanced at once and every five minutes, expired records are swept
+// every minute, and the stored-records gauges are refreshed every minute.
+// Replicas sharing a database advance keys and sweep under leases (see
+// maintain.go), so one of them at a time does each; every replica counts, so
+// each one's gauges are current.
 func (p *Provider) Maintain(ctx context.Context) {
-	go p.keys.Run(ctx, 5*time.Minute, func(err error) {
-		p.log.ErrorContext(ctx, "advance signing keys", "err", err)
+	go p.underLease(ctx, leaseKeys, 5*time.Minute, true, func(ctx context.Context) {
+		if _, err := p.keys.Advance(ctx); err != nil && ctx.Err() == nil {
+			p.log.ErrorContext(ctx, "advance signing keys", "err", err)
+		}
 	})
-	p.sweep(ctx, time.Minute)
-}
-
-func (p *Provider) sweep(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
+	go p.underLease(ctx, leaseSweeper, time.Minute, false, p.sweep)
+	t := time.NewTicker(time.Minute)
 	defer t.Stop()
-	p.countRecords(ctx)
 	for {
+		p.countRecords(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			res, err := p.store.GarbageCollect(ctx, p.now())
-			p.metrics.Sweep(err)
-			if err != nil {
-				p.log.ErrorContext(ctx, "sweep expired records", "err", err)
-				continue
-			}
-			if !res.IsZero() {
-				p.log.DebugContext(ctx, "swept expired records", "authRequests", res.AuthRequests,
-					"codes", res.AuthCodes, "accessTokens", res.AccessTokens, "refreshTokens", res.RefreshTokens,
-					"upstreamStates", res.UpstreamStates, "sessions", res.Sessions)
-			}
-			p.countRecords(ctx)
 		}
+	}
+}
+
+// sweep removes expired records once.
+func (p *Provider) sweep(ctx context.Context) {
+	res, err := p.store.GarbageCollect(ctx, p.now())
+	p.metrics.Sweep(err)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.ErrorContext(ctx, "sweep expired records", "err", err)
+		}
+		return
+	}
+	if !res.IsZero() {
+		p.log.DebugContext(ctx, "swept expired records", "authRequests", res.AuthRequests,
+			"codes", res.AuthCodes, "accessTokens", res.AccessTokens, "refreshTokens", res.RefreshTokens,
+			"upstreamStates", res.UpstreamStates, "sessions", res.Sessions)
 	}
 }
 

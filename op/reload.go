@@ -2,7 +2,9 @@ package op
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
+	"slices"
 )
 
 // settings are the part of the configuration a running provider can change:
@@ -18,6 +20,9 @@ type settings struct {
 	branding   Branding
 	limiter    *ipLimiter
 	failures   *failureLimiter
+	// upstreamOrigins are where the connectors' login pages are, for the
+	// policy of a form whose answer may send the person there.
+	upstreamOrigins []string
 }
 
 // settings returns the configuration in force. A request that reads it more
@@ -55,6 +60,15 @@ func (p *Provider) Reconfigure(cfg Config) error {
 	}
 	if s.claims.PreferredUsername == "" {
 		s.claims.PreferredUsername = UsernamePinyin
+	}
+	for _, c := range cfg.Connectors {
+		target, err := c.Connector.LoginURL("state", p.issuer+"/callback/"+c.ID)
+		if err != nil {
+			return fmt.Errorf("op: connector %s: %w", c.ID, err)
+		}
+		if origin := cspOrigin(target); origin != "" && !slices.Contains(s.upstreamOrigins, origin) {
+			s.upstreamOrigins = append(s.upstreamOrigins, origin)
+		}
 	}
 	s.clients = newClients(cfg.StaticClients, p.store, s.lifetimes, func(id string) string {
 		return p.issuerPath + "/login?authRequestID=" + url.QueryEscape(id)

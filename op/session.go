@@ -191,11 +191,29 @@ func (p *Provider) confirmLogout(w http.ResponseWriter, r *http.Request, session
 			hidden = append(hidden, hiddenField{Name: name, Value: v})
 		}
 	}
-	p.render(w, r, &pageView{page: pageLogoutConfirm, form: &formView{
+	p.render(w, r, &pageView{page: pageLogoutConfirm, formTargets: p.postLogoutOrigins(r), form: &formView{
 		action:  p.issuerPath + p.oidc.EndSessionEndpoint().Relative(),
 		hidden:  hidden,
 		buttons: []buttonView{{label: labelLogOut}},
 	}})
+}
+
+// postLogoutOrigins is where the confirmed logout's answer leads: the origin
+// of its post_logout_redirect_uri when the client registered it (zitadel
+// refuses any other), for the confirmation form's policy.
+func (p *Provider) postLogoutOrigins(r *http.Request) []string {
+	target := r.Form.Get("post_logout_redirect_uri")
+	if target == "" {
+		return nil
+	}
+	c, err := p.settings().clients.get(r.Context(), r.Form.Get("client_id"))
+	if err != nil || !slices.Contains(c.PostLogoutRedirectURIs(), target) {
+		return nil
+	}
+	if origin := cspOrigin(target); origin != "" {
+		return []string{origin}
+	}
+	return nil
 }
 
 // logoutRecorder holds zitadel's end_session answer until endSession decides.

@@ -41,7 +41,8 @@ Exit codes: 0 done; 1 error (database, admin socket, configuration file);
 client, an ID that exists); 3 not found (no such client or user).
 
 While dingbridge serves, the command goes through its admin socket (adminSocket,
-default <storage.path>.sock); when it is stopped, it opens the database itself.`
+default <storage.path>.sock); when it is stopped, it opens the database itself.
+With storage type postgres it always works on the database directly.`
 
 // usageError is a mistake on the command line.
 type usageError struct{ err error }
@@ -135,6 +136,9 @@ func adminCommand(env config.Env, c *cobra.Command, run adminRun) *cobra.Command
 // schema, signing keys), so provisioning can register clients before the
 // service is enabled.
 func connectAdmin(ctx context.Context, cfg *config.Config, logs io.Writer) (admin.API, func(), error) {
+	if cfg.Storage.Type == "postgres" {
+		return connectPostgres(ctx, cfg, logs)
+	}
 	remote := admin.Dial(cfg.AdminSocket)
 	pingErr := pingRemote(ctx, remote)
 	if pingErr == nil {
@@ -155,12 +159,12 @@ func connectAdmin(ctx context.Context, cfg *config.Config, logs io.Writer) (admi
 	var km *keys.Manager
 	if creating {
 		// The keys serve would make at its first start, from the same settings.
-		km, err = newKeyManager(ctx, store, cfg.Keys)
+		km, err = newKeyManager(ctx, store, cfg.Keys, false)
 		if err == nil {
 			err = giveToFolderOwner(path)
 		}
 	} else {
-		km, err = keys.New(store, keyOptions(cfg.Keys))
+		km, err = keys.New(store, keyOptions(cfg.Keys, false))
 	}
 	if err == nil {
 		var svc *admin.Service
@@ -173,6 +177,35 @@ func connectAdmin(ctx context.Context, cfg *config.Config, logs io.Writer) (admi
 	if creating {
 		_ = os.Remove(path)
 	}
+	return nil, nil, err
+}
+
+// connectPostgres returns a Service over the PostgreSQL database: the
+// replicas serving from it see what it changes at once (keys within seconds),
+// so no socket is needed.
+func connectPostgres(ctx context.Context, cfg *config.Config, logs io.Writer) (admin.API, func(), error) {
+	store, err := openPostgresForAdmin(ctx, cfg.Storage)
+	if err != nil {
+		return nil, nil, err
+	}
+	var km *keys.Manager
+	ks, err := store.GetKeySet(ctx)
+	switch {
+	case err != nil:
+	case len(ks.SigningKeys) == 0:
+		// A database no serve has started on yet: the keys serve would make.
+		km, err = newKeyManager(ctx, store, cfg.Keys, true)
+	default:
+		km, err = keys.New(store, keyOptions(cfg.Keys, true))
+	}
+	if err == nil {
+		var svc *admin.Service
+		offline := &offlineMembership{cfg: cfg, store: store, keys: km, logger: newLogger(logs, config.Logging{Level: "warn"})}
+		if svc, err = admin.NewService(adminServiceConfig(cfg, store, km, offline)); err == nil {
+			return svc, func() { _ = store.Close() }, nil
+		}
+	}
+	_ = store.Close()
 	return nil, nil, err
 }
 

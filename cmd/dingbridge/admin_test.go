@@ -50,7 +50,7 @@ func (e *adminEnv) seed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if _, err := newKeyManager(context.Background(), store, cfgpkg.Keys{}); err != nil {
+	if _, err := newKeyManager(context.Background(), store, cfgpkg.Keys{}, false); err != nil {
 		t.Fatal(err)
 	}
 	login := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)

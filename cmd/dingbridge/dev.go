@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,14 +73,19 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(dir)
 		dbPath = filepath.Join(dir, "dingbridge.db")
 	}
+	for _, a := range []struct{ flag, addr string }{{"--listen", o.listen}, {"--dingtalk-listen", o.dingtalkListen}} {
+		if err := loopbackAddr(a.addr); err != nil {
+			return usageError{fmt.Errorf("%s %s: %w", a.flag, a.addr, err)}
+		}
+	}
 	dtListener, err := net.Listen("tcp", o.dingtalkListen)
 	if err != nil {
-		return fmt.Errorf("fake DingTalk: listen on %s: %w", o.dingtalkListen, err)
+		return fmt.Errorf("fake DingTalk: listen on %s: %w: choose another address with --dingtalk-listen", o.dingtalkListen, err)
 	}
 	defer dtListener.Close()
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", o.listen, err)
+		return fmt.Errorf("listen on %s: %w: choose another address with --listen, e.g. --listen 127.0.0.1:5558", o.listen, err)
 	}
 	defer ln.Close() // on early errors; serveHTTP closes it otherwise
 	issuer := "http://" + ln.Addr().String()
@@ -119,12 +126,12 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	}
 	// A temporary database skips fsync (it is deleted on exit anyway); one kept
 	// with --db is synced like serve's, so a crash cannot corrupt it.
-	store, err := openStorage(config.Storage{Path: dbPath}, o.dbPath == "")
+	store, err := openStorage(ctx, config.Storage{Type: "bolt", Path: dbPath}, o.dbPath == "")
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	km, err := newKeyManager(ctx, store, cfg.Keys)
+	km, err := newKeyManager(ctx, store, cfg.Keys, false)
 	if err != nil {
 		return err
 	}
@@ -136,9 +143,29 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	mux.Handle("/demo/", demo)
 	mux.Handle("/demo", demo)
 	mux.Handle("/", provider)
+	// The issuer's root is the demo app's front door in dev.
+	mux.Handle("GET /{$}", http.RedirectHandler("/demo/", http.StatusFound))
 
 	printDevBanner(stdout, issuer, dingtalkURL, cfg.StaticClients[0], users, o.autoApprove)
 	return serveHTTP(ctx, ln, mux, provider, logger)
+}
+
+// loopbackAddr refuses what dev cannot serve: its issuer is the address
+// itself, plain http, which only a loopback host may be (and a wildcard such
+// as 0.0.0.0 is no address a browser can be sent back to).
+func loopbackAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("not host:port: %w", err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return errors.New("dev serves plain http under its own address, so it listens on loopback only: use 127.0.0.1:PORT (to try it from another machine, run serve with an https issuer)")
+	}
+	return nil
 }
 
 func findDemoUser(users []dingtalktest.User, who string) (dingtalktest.User, bool) {

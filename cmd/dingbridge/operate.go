@@ -90,7 +90,8 @@ func backup(cmd *cobra.Command, cfg *config.Config, dest string) error {
 }
 
 func dbCommand(env config.Env) *cobra.Command {
-	cmd := groupCommand("db", "Maintain the database file")
+	cmd := groupCommand("db", "Maintain the database")
+	cmd.AddCommand(dbMigrateCommand(env)) // storage.go
 	var path string
 	compact := &cobra.Command{
 		Use:   "compact",

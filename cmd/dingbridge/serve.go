@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/spf13/cobra"
 
 	"github.com/dingbridge/dingbridge/admin"
@@ -76,7 +74,7 @@ func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, ln n
 		}
 	}
 	defer ln.Close() // on early errors; serveHTTP's shutdown closes it otherwise
-	db, err := openStorage(cfg.Storage, false)
+	db, err := openStorage(ctx, cfg.Storage, false)
 	if err != nil {
 		return err
 	}
@@ -92,7 +90,7 @@ func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, ln n
 		metrics = telemetry.New()
 		store = timed.New(db, metrics)
 	}
-	km, err := newKeyManager(ctx, store, cfg.Keys)
+	km, err := newKeyManager(ctx, store, cfg.Keys, shared(cfg.Storage))
 	if err != nil {
 		return err
 	}
@@ -106,14 +104,22 @@ func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, ln n
 	if err != nil {
 		return err
 	}
-	srv := &running{cfg: cfg, load: load, db: db, store: store, keys: km, provider: provider, admin: svc, metrics: metrics, log: logger}
-	adminLn, err := admin.Listen(cfg.AdminSocket)
-	if err != nil {
-		return err
-	}
+	file, _ := db.(*bolt.Storage) // nil for postgres: backups are pg_dump's
+	srv := &running{cfg: cfg, load: load, db: file, store: store, keys: km, provider: provider, admin: svc, metrics: metrics, log: logger}
+	// With postgres there is no socket unless one is configured: the CLI
+	// works on the database itself.
 	adminCtx, stopAdmin := context.WithCancel(ctx)
 	adminDone := make(chan error, 1)
-	go func() { adminDone <- admin.ServeListener(adminCtx, adminLn, serverAdmin{svc, srv}, logger) }()
+	if cfg.AdminSocket == "" {
+		adminDone <- nil
+	} else {
+		adminLn, err := admin.Listen(cfg.AdminSocket)
+		if err != nil {
+			stopAdmin()
+			return err
+		}
+		go func() { adminDone <- admin.ServeListener(adminCtx, adminLn, serverAdmin{svc, srv}, logger) }()
+	}
 	telemetryDone := make(chan error, 1)
 	if telemetryLn != nil {
 		go func() {
@@ -136,24 +142,16 @@ func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, ln n
 	return err
 }
 
-func openStorage(cfg config.Storage, throwaway bool) (*bolt.Storage, error) {
-	store, err := bolt.Open(cfg.Path, bolt.Options{NoSync: throwaway})
-	if errors.Is(err, bolt.ErrLocked) {
-		return nil, fmt.Errorf("%s is in use by another dingbridge process: stop it first", cfg.Path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open storage: %w", err)
-	}
-	return store, nil
-}
-
 // keyRetention is how long a retired signing key stays in the JWKS; no token
 // may live longer (the admin service caps per-client lifetimes with it).
 const keyRetention = 24 * time.Hour
 
 // newKeyManager returns the key manager over store, with key material ensured.
-func newKeyManager(ctx context.Context, store storage.Storage, cfg config.Keys) (*keys.Manager, error) {
-	km, err := keys.New(store, keyOptions(cfg))
+// A store that other processes share (replicas) gets a key manager that
+// notices their changes quickly, and a rotation that waits for that before the
+// new key signs.
+func newKeyManager(ctx context.Context, store storage.Storage, cfg config.Keys, shared bool) (*keys.Manager, error) {
+	km, err := keys.New(store, keyOptions(cfg, shared))
 	if err != nil {
 		return nil, err
 	}
@@ -161,18 +159,6 @@ func newKeyManager(ctx context.Context, store storage.Storage, cfg config.Keys) 
 		return nil, err
 	}
 	return km, nil
-}
-
-// keyOptions is the key schedule the configuration asks for. The server and the
-// CLI working on the database file both build their key manager from it, so
-// `keys rotate` makes the configured kind of key whichever way it runs.
-func keyOptions(cfg config.Keys) keys.Options {
-	return keys.Options{
-		Algorithm:      jose.SignatureAlgorithm(cfg.Algorithm),
-		RotationPeriod: time.Duration(cfg.RotationPeriod),
-		PublishAhead:   time.Duration(cfg.PublishAhead),
-		RetainFor:      keyRetention,
-	}
 }
 
 // newConnectors builds the configured upstream logins. serve and `config check`

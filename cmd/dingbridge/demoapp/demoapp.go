@@ -11,6 +11,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
@@ -28,14 +29,20 @@ type Config struct {
 	BaseURL string
 }
 
-// App serves /demo/, /demo/login and /demo/callback under BaseURL's path.
+// App serves /demo/, /demo/login, /demo/callback and /demo/logged-out under
+// BaseURL's path.
 type App struct {
 	cfg  Config
 	path string
 
-	mu    sync.Mutex
-	party rp.RelyingParty // built on first use: discovery needs the provider to be up
+	mu      sync.Mutex
+	party   rp.RelyingParty   // built on first use: discovery needs the provider to be up
+	results map[string]result // what a browser's last login brought, by its resultCookie
 }
+
+// resultCookie names the browser's last login, so the page showing it can be
+// reloaded (the callback's code and state work once).
+const resultCookie = "demo_result"
 
 // New returns the demo app.
 func New(cfg Config) (*App, error) {
@@ -43,7 +50,7 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("demo app base URL: %w", err)
 	}
-	return &App{cfg: cfg, path: u.Path}, nil
+	return &App{cfg: cfg, path: u.Path, results: map[string]result{}}, nil
 }
 
 // ClientSecret is the secret the app authenticates with.
@@ -53,7 +60,7 @@ func (a *App) ClientSecret() string { return a.cfg.ClientSecret }
 func (a *App) RedirectURI() string { return a.cfg.BaseURL + "/callback" }
 
 // PostLogoutRedirectURI is where the provider sends the browser after logout.
-func (a *App) PostLogoutRedirectURI() string { return a.cfg.BaseURL + "/" }
+func (a *App) PostLogoutRedirectURI() string { return a.cfg.BaseURL + "/logged-out" }
 
 func (a *App) relyingParty(ctx context.Context) (rp.RelyingParty, error) {
 	a.mu.Lock()
@@ -66,6 +73,10 @@ func (a *App) relyingParty(ctx context.Context) (rp.RelyingParty, error) {
 		[]string{"openid", "profile", "email", "phone", "offline_access", "groups"},
 		rp.WithPKCE(cookies),
 		rp.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, errorType, description, _ string) {
+			if strings.HasPrefix(description, "failed to get state") {
+				// The callback again (a reload, the back button): its code was spent.
+				errorType, description = "login_already_used", "this login's answer was already used, or belongs to another browser: log in again"
+			}
 			render(w, http.StatusBadRequest, result{Error: errorType, Description: description, Base: a.path})
 		}),
 	)
@@ -84,7 +95,10 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case a.path, a.path + "/":
-		render(w, http.StatusOK, result{Base: a.path})
+		render(w, http.StatusOK, a.lastResult(r))
+	case a.path + "/logged-out":
+		a.forget(w, r)
+		render(w, http.StatusOK, result{Base: a.path, LoggedOut: true})
 	case a.path + "/login":
 		rp.AuthURLHandler(func() string { return rand.Text() }, party)(w, r)
 	case a.path + "/callback":
@@ -94,7 +108,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (a *App) loggedIn(w http.ResponseWriter, _ *http.Request, tokens *oidc.Tokens[*oidc.IDTokenClaims], _ string, party rp.RelyingParty, info *oidc.UserInfo) {
+func (a *App) loggedIn(w http.ResponseWriter, r *http.Request, tokens *oidc.Tokens[*oidc.IDTokenClaims], _ string, party rp.RelyingParty, info *oidc.UserInfo) {
 	res := result{
 		Base:          a.path,
 		IDTokenClaims: pretty(tokens.IDTokenClaims),
@@ -105,7 +119,40 @@ func (a *App) loggedIn(w http.ResponseWriter, _ *http.Request, tokens *oidc.Toke
 		q := url.Values{"id_token_hint": {tokens.IDToken}, "post_logout_redirect_uri": {a.PostLogoutRedirectURI()}}
 		res.LogoutURL = endpoint + "?" + q.Encode()
 	}
-	render(w, http.StatusOK, res)
+	id := rand.Text()
+	a.mu.Lock()
+	if len(a.results) >= maxResults {
+		clear(a.results) // a demo: forgetting old logins is fine
+	}
+	a.results[id] = res
+	a.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: resultCookie, Value: id, Path: a.path + "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, a.path+"/", http.StatusSeeOther)
+}
+
+// maxResults bounds the logins the demo app remembers.
+const maxResults = 1000
+
+// lastResult is what this browser's last login brought, or the start page.
+func (a *App) lastResult(r *http.Request) result {
+	if c, err := r.Cookie(resultCookie); err == nil {
+		a.mu.Lock()
+		res, ok := a.results[c.Value]
+		a.mu.Unlock()
+		if ok {
+			return res
+		}
+	}
+	return result{Base: a.path}
+}
+
+func (a *App) forget(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(resultCookie); err == nil {
+		a.mu.Lock()
+		delete(a.results, c.Value)
+		a.mu.Unlock()
+	}
+	http.SetCookie(w, &http.Cookie{Name: resultCookie, Path: a.path + "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 
 type result struct {
@@ -114,6 +161,7 @@ type result struct {
 	IDTokenClaims, Userinfo string
 	RefreshToken            bool
 	LogoutURL               string
+	LoggedOut               bool
 }
 
 func pretty(v any) string {
@@ -131,7 +179,7 @@ func randomKey() []byte {
 }
 
 var page = template.Must(template.New("demo").Parse(`<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>dingbridge demo app</title>
 <style>
 body{margin:0;font:16px/1.6 -apple-system,"PingFang SC","Microsoft YaHei",sans-serif;background:#f3f5f8;color:#1f2329}
@@ -140,19 +188,23 @@ a.button{display:inline-block;padding:.6rem 1.2rem;border-radius:8px;background:
 a.plain{color:#3370ff;margin-right:1rem}
 pre{background:#f5f6f7;padding:1rem;border-radius:8px;overflow:auto;font-size:.85rem}
 .error{color:#d83931}
+@media (max-width:34rem){main{margin:1rem;padding:1.25rem}}
 </style></head><body><main>
 <h1>dingbridge demo app</h1>
 {{if .Error}}
 <p class="error">The provider answered with an error: <b>{{.Error}}</b> {{.Description}}</p>
-<p><a class="button" href="{{.Base}}/login">用钉钉登录 · Log in with DingTalk</a></p>
+<p><a class="button" href="{{.Base}}/login"><span lang="zh-CN">用钉钉登录</span> · Log in with DingTalk</a></p>
 {{else if .IDTokenClaims}}
 <p>Logged in. The id_token's signature was verified against the provider's JWKS.{{if .RefreshToken}} A refresh token was issued too.{{end}}</p>
 <h2>id_token claims</h2><pre>{{.IDTokenClaims}}</pre>
 <h2>userinfo</h2><pre>{{.Userinfo}}</pre>
 <p><a class="plain" href="{{.Base}}/login">Log in again</a>{{if .LogoutURL}}<a class="plain" href="{{.LogoutURL}}">Log out</a>{{end}}</p>
+{{else if .LoggedOut}}
+<p>You have logged out of the demo app and of dingbridge.</p>
+<p><a class="button" href="{{.Base}}/login"><span lang="zh-CN">用钉钉登录</span> · Log in with DingTalk</a></p>
 {{else}}
 <p>An ordinary OpenID Connect web app. It knows nothing about DingTalk: it only knows the issuer, its client id and secret.</p>
-<p><a class="button" href="{{.Base}}/login">用钉钉登录 · Log in with DingTalk</a></p>
+<p><a class="button" href="{{.Base}}/login"><span lang="zh-CN">用钉钉登录</span> · Log in with DingTalk</a></p>
 {{end}}
 </main></body></html>`))
 

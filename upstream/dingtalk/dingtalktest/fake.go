@@ -9,7 +9,8 @@
 //     POST /v1.0/oauth2/userAccessToken and GET /v1.0/contact/users/me (authorize.go, api.go);
 //   - the legacy SNS login (flow B): the same page at /connect/qrconnect and
 //     /connect/oauth2/sns_authorize, and the signed POST /sns/getuserinfo_bycode (sns.go);
-//   - the in-app 免登 (flow C): InAppCode stands in for the DingTalk client, an app token
+//   - the in-app 免登 (flow C): InAppCode, or the script at JSAPIPath for a browser
+//     (SetJSAPI), stands in for the DingTalk client, an app token
 //     from GET /gettoken reads one organisation's directory through topapi (oapi.go).
 //
 // It follows shared/dingtalk-api.md §6; it deliberately shares no code with package
@@ -47,7 +48,7 @@ const (
 
 // apis are the names Fail accepts.
 var apis = []string{APIAuthorize, APIUserAccessToken, APIUsersMe, APIGetToken, APIGetUserInfo,
-	APIGetByUnionID, APIUserGet, APIDepartmentGet, APIQRConnect, APISNSUserInfo}
+	APIGetByUnionID, APIUserGet, APIDepartmentGet, APIQRConnect, APISNSUserInfo, APIJSAPI}
 
 // Lifetimes the fake uses; DingTalk documents 7200 s for user and app tokens, and
 // 5 minutes for the in-app code (the other codes' lifetime is undocumented).
@@ -184,6 +185,7 @@ type Fake struct {
 	failures      map[string]*Failure
 	calls         map[string]int
 	left          map[string]bool // unionID → removed from their organisation's directory
+	jsapi         JSAPI           // the DingTalk client the served script stands for
 }
 
 // grant is what a code or token stands for. An app token has no unionID; an in-app
@@ -275,6 +277,8 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		api, handle = APIUserGet, f.topapi(f.userGet)
 	case r.URL.Path == "/"+APIDepartmentGet && r.Method == http.MethodPost:
 		api, handle = APIDepartmentGet, f.topapi(f.departmentGet)
+	case r.URL.Path == JSAPIPath && r.Method == http.MethodGet:
+		api, handle = APIJSAPI, f.jsapiScript
 	case strings.HasPrefix(r.URL.Path, "/topapi/"):
 		// The TOP gateway answers an unknown method in its own envelope, with HTTP 200 (doc §1.2).
 		writeTopAPIError(w, 22, "Invalid method[submsg=不合法ApiName]")
@@ -430,6 +434,13 @@ func (f *Fake) RemoveMember(unionID string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.left[unionID] = true
+}
+
+// RestoreMember undoes RemoveMember: the person is back in their organisation's directory.
+func (f *Fake) RestoreMember(unionID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.left, unionID)
 }
 
 // newSecret makes codes and tokens: 26 random base32 characters.

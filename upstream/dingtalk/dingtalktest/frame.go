@@ -34,7 +34,7 @@ const (
 
 var frameScripts = template.Must(template.New("").Parse(`
 {{define "oauth2"}}(function () {
-  var origin = {{.Origin}};
+  var origin = "{{js .Origin}}";
   // window.DTFrameLogin(frameParams, loginParams, successCbk, errorCbk)
   window.DTFrameLogin = function (frame, login, onSuccess, onError) {
     var q = new URLSearchParams();
@@ -60,7 +60,7 @@ var frameScripts = template.Must(template.New("").Parse(`
 })();
 {{end}}
 {{define "sns"}}(function () {
-  var origin = {{.Origin}};
+  var origin = "{{js .Origin}}";
   // DDLogin({id, goto, style, width, height}): goto is the URL-encoded sns_authorize URL.
   window.DDLogin = function (a) {
     var f = document.createElement("iframe");
