@@ -195,22 +195,11 @@ func (e *adminEnv) authorizeURL(party rp.RelyingParty, nonce string) string {
 	return rp.AuthURL("st-"+rand.Text(), party, rp.AuthURLOpt(rp.WithURLParam("nonce", nonce)))
 }
 
-// logIn runs the whole redirect dance with PKCE and exchanges the code.
+// logIn runs the whole redirect dance with PKCE in a new browser and
+// exchanges the code.
 func (e *adminEnv) logIn(t *testing.T, party rp.RelyingParty) *oidc.Tokens[*oidc.IDTokenClaims] {
 	t.Helper()
-	nonce, verifier := "n-"+rand.Text(), "v-"+rand.Text()+rand.Text()
-	authURL := rp.AuthURL("st-"+rand.Text(), party, rp.WithCodeChallenge(oidc.NewSHACodeChallenge(verifier)),
-		rp.AuthURLOpt(rp.WithURLParam("nonce", nonce)))
-	q := newBrowser(t, "http://127.0.0.1:1/").loginAt(authURL)
-	if q.Get("code") == "" {
-		t.Fatalf("login did not produce a code: %v", q)
-	}
-	ctx := context.WithValue(context.Background(), nonceKey{}, nonce)
-	tokens, err := rp.CodeExchange[*oidc.IDTokenClaims](ctx, q.Get("code"), party, rp.WithCodeVerifier(verifier))
-	if err != nil {
-		t.Fatalf("code exchange: %v", err)
-	}
-	return tokens
+	return e.logInWith(t, newBrowser(t, "http://127.0.0.1:1/"), party)
 }
 
 func refresh(party rp.RelyingParty, token string) (*oidc.Tokens[*oidc.IDTokenClaims], error) {

@@ -8,11 +8,9 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,7 +38,6 @@ const (
 )
 
 func TestKillDuringLoginsAndRefreshesLosesNothingAcknowledged(t *testing.T) {
-	bin := buildDingbridge(t)
 	dir := shortTempDir(t)
 	addr := freeAddr(t)
 	issuer := "http://" + addr
@@ -59,7 +56,7 @@ func TestKillDuringLoginsAndRefreshesLosesNothingAcknowledged(t *testing.T) {
 	cfgPath := writeFile(t, "dingbridge.yaml", cfg)
 	env := []string{"DINGTALK_CLIENT_SECRET=" + dtSecret, "GRAFANA_OIDC_SECRET=" + rpSecret}
 
-	srv := startBinary(t, bin, env, "serve", "--config", cfgPath)
+	srv := startChild(t, "serve", env, "serve", "--config", cfgPath)
 	srv.waitReady(t, issuer+"/readyz")
 	httpClient := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
 	t.Cleanup(httpClient.CloseIdleConnections)
@@ -87,7 +84,7 @@ func TestKillDuringLoginsAndRefreshesLosesNothingAcknowledged(t *testing.T) {
 		case <-deadline:
 			stopLoad()
 			wg.Wait()
-			t.Fatalf("load made too little progress: %s; serve's log:\n%s", acked.summary(), srv.stderr)
+			t.Fatalf("load made too little progress: %s; serve's log:\n%s", acked.summary(), srv.logs)
 		}
 	}
 	srv.kill(t) // mid-load: the workers have requests in flight
@@ -96,7 +93,7 @@ func TestKillDuringLoginsAndRefreshesLosesNothingAcknowledged(t *testing.T) {
 	httpClient.CloseIdleConnections()
 	t.Logf("killed serve after %s", acked.summary())
 
-	srv = startBinary(t, bin, env, "serve", "--config", cfgPath)
+	srv = startChild(t, "restarted serve", env, "serve", "--config", cfgPath)
 	srv.waitReady(t, issuer+"/readyz")
 	ctx := context.Background()
 	chains, sessions := acked.snapshot()
@@ -117,7 +114,7 @@ func TestKillDuringLoginsAndRefreshesLosesNothingAcknowledged(t *testing.T) {
 	}
 	httpClient.CloseIdleConnections()
 	if code := srv.terminate(t); code != 0 {
-		t.Errorf("restarted serve exited %d after SIGTERM; stderr:\n%s", code, srv.stderr)
+		t.Errorf("restarted serve exited %d after SIGTERM; output:\n%s", code, srv.logs)
 	}
 
 	store, err := bolt.Open(dbPath, bolt.Options{})
@@ -323,91 +320,4 @@ func (b *crashBrowser) hasSession(issuer string) bool {
 		}
 	}
 	return false
-}
-
-// buildDingbridge builds this package's binary into the test's temp dir.
-func buildDingbridge(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "dingbridge")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// binaryProcess is the built binary running as a child process.
-type binaryProcess struct {
-	cmd    *exec.Cmd
-	done   chan struct{}
-	err    error
-	stderr *syncBuffer
-}
-
-func startBinary(t *testing.T, bin string, env []string, args ...string) *binaryProcess {
-	t.Helper()
-	p := &binaryProcess{cmd: exec.Command(bin, args...), done: make(chan struct{}), stderr: newSyncBuffer()}
-	p.cmd.Env = env
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("%s stderr:\n%s", args[0], p.stderr)
-		}
-	})
-	return p
-}
-
-func (p *binaryProcess) waitReady(t *testing.T, url string) {
-	t.Helper()
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		select {
-		case <-p.done:
-			t.Fatalf("exited (%v) before becoming ready; stderr:\n%s", p.err, p.stderr)
-		default:
-		}
-		if resp, err := client.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer 200 within %s", url, readyTimeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill sends SIGKILL: no deferred Close, no flush, as a crash or the OOM killer.
-func (p *binaryProcess) kill(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
-}
-
-// terminate sends SIGTERM and returns the exit code.
-func (p *binaryProcess) terminate(t *testing.T) int {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("still running 30s after SIGTERM")
-	}
-	return p.cmd.ProcessState.ExitCode()
 }

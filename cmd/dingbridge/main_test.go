@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -320,24 +321,11 @@ func (p *process) stop(t *testing.T) int {
 // waitReady polls url until it answers 200, failing if the process exits first.
 func (p *process) waitReady(t *testing.T, url string) {
 	t.Helper()
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		select {
-		case <-p.done:
-			t.Fatalf("exited %d before becoming ready; stderr:\n%s", p.code, p.stderr)
-		default:
-		}
-		if resp, err := client.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer 200 within %s", url, readyTimeout)
-		}
-		time.Sleep(20 * time.Millisecond)
+	switch err := pollReady(url, readyTimeout, p.done); {
+	case errors.Is(err, errExitedBeforeReady):
+		t.Fatalf("exited %d before becoming ready; stderr:\n%s", p.code, p.stderr)
+	case err != nil:
+		t.Fatal(err)
 	}
 }
 

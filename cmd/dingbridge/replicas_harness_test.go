@@ -1,120 +1,33 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
-	"os/signal"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 )
 
-// Replicas run as child processes, so that one can be killed with SIGKILL as a
-// crashed machine would be: the test binary, started again with childEnv set,
-// is the dingbridge binary (TestMain hands its arguments to run, as main does).
-
-const childEnv = "DINGBRIDGE_TEST_AS_DINGBRIDGE"
-
-func TestMain(m *testing.M) {
-	runAsDingbridgeIfChild()
-	os.Exit(m.Run())
-}
-
-// runAsDingbridgeIfChild is called first thing in TestMain: in a child started
-// by startReplica it runs the CLI and exits; in the test process it returns.
-func runAsDingbridgeIfChild() {
-	if os.Getenv(childEnv) != "1" {
-		return
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
-	stop()
-	os.Exit(code)
-}
-
-// replica is `dingbridge serve` in a child process.
+// replica is `dingbridge serve` in a child process (see startChild), so that
+// one can be killed with SIGKILL as a crashed machine would be.
 type replica struct {
-	name, addr string
-	cmd        *exec.Cmd
-	logs       *syncBuffer
-	exited     chan struct{}
+	*child
+	addr string
 }
 
-// startReplica serves configPath in a child process with exactly env as its
-// environment and waits until it answers /readyz on addr.
+// startReplica serves configPath in a child process with exactly env (and PATH)
+// as its environment and waits until it answers /readyz on addr.
 func startReplica(t *testing.T, name, addr, configPath string, env map[string]string) *replica {
 	t.Helper()
-	r := &replica{name: name, addr: addr, logs: newSyncBuffer(), exited: make(chan struct{})}
-	r.cmd = exec.Command(os.Args[0], "serve", "--config", configPath)
-	r.cmd.Env = []string{childEnv + "=1", "PATH=" + os.Getenv("PATH")}
+	vars := []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range env {
-		r.cmd.Env = append(r.cmd.Env, k+"="+v)
+		vars = append(vars, k+"="+v)
 	}
-	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("start replica %s: %v", name, err)
-	}
-	go func() {
-		_ = r.cmd.Wait()
-		close(r.exited)
-	}()
-	t.Cleanup(func() {
-		r.stop(t)
-		if t.Failed() {
-			t.Logf("replica %s logs:\n%s", name, r.logs)
-		}
-	})
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second) // a cold start under -race on a busy machine
-	for {
-		select {
-		case <-r.exited:
-			t.Fatalf("replica %s exited before it was ready (%v):\n%s", name, r.cmd.ProcessState, r.logs)
-		default:
-		}
-		if resp, err := client.Get("http://" + addr + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return r
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica %s not ready at %s:\n%s", name, addr, r.logs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// kill ends the replica with SIGKILL: no shutdown, no drain, no deferred code.
-func (r *replica) kill(t *testing.T) {
-	t.Helper()
-	if err := r.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatalf("kill replica %s: %v", r.name, err)
-	}
-	<-r.exited
-}
-
-// stop ends the replica as SIGTERM does, if it is still running.
-func (r *replica) stop(t *testing.T) {
-	select {
-	case <-r.exited:
-		return
-	default:
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.exited:
-	case <-time.After(30 * time.Second):
-		t.Errorf("replica %s still running 30s after SIGTERM", r.name)
-		_ = r.cmd.Process.Kill()
-		<-r.exited
-	}
+	r := &replica{child: startChild(t, name, vars, "serve", "--config", configPath), addr: addr}
+	r.waitReady(t, "http://"+addr+"/readyz")
+	return r
 }
 
 // balancer is a load balancer with no sticky sessions: each request goes to
