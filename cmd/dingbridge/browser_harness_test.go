@@ -175,7 +175,24 @@ func (tb *tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
-func (tb *tab) open(rawURL string) { tb.t.Helper(); tb.do("open "+rawURL, chromedp.Navigate(rawURL)) }
+// open loads rawURL as a person typing it would. Chromium reports
+// net::ERR_ABORTED for a navigation that a later one of the same chain took
+// over (a redirect landing while the previous page was still settling); the
+// page that chain ends on is what the next step checks, so that answer waits
+// for the document instead of failing.
+func (tb *tab) open(rawURL string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, stepTimeout)
+	defer cancel()
+	err := chromedp.Do(ctx, chromedp.Navigate(rawURL))
+	if err != nil && strings.Contains(err.Error(), "net::ERR_ABORTED") {
+		tb.t.Logf("open %s: %v; waiting for the page it led to (%s)", rawURL, err, tb.location())
+		err = chromedp.Do(ctx, chromedp.WaitReady("body"))
+	}
+	if err != nil {
+		tb.t.Fatalf("open %s: %v (at %s)\n%s", rawURL, err, tb.location(), tb.text())
+	}
+}
 
 // click presses the element css selects, as a person does with the mouse.
 func (tb *tab) click(css string) {
