@@ -217,10 +217,22 @@ func notFound(err error) error {
 	return err
 }
 
-// sendBatch runs b as one implicit transaction and hands each result, in
-// order, to the matching read (nil: the result is only checked for an error).
+// batchSender is what both the pool and a transaction offer for batches.
+type batchSender interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// sendBatch runs b on the pool as one implicit transaction and hands each
+// result, in order, to the matching read (nil: the result is only checked for
+// an error).
 func (s *Storage) sendBatch(ctx context.Context, b *pgx.Batch, reads ...func(pgx.BatchResults) error) error {
-	br := s.pool.SendBatch(ctx, b)
+	return sendBatchOn(ctx, s.pool, b, reads...)
+}
+
+// sendBatchOn is sendBatch on a given sender: the pool, or a transaction that
+// the batch must be part of.
+func sendBatchOn(ctx context.Context, on batchSender, b *pgx.Batch, reads ...func(pgx.BatchResults) error) error {
+	br := on.SendBatch(ctx, b)
 	var first error
 	for i := range b.Len() {
 		var err error

@@ -185,7 +185,7 @@ func (s *Storage) rotate(ctx context.Context, now time.Time, grantID string, ref
 		inserted = tag.RowsAffected()
 		return err
 	}
-	err = sendTxBatch(ctx, tx, wb, reads...)
+	err = sendBatchOn(ctx, tx, wb, reads...)
 	switch {
 	case isUniqueViolation(err):
 		return storage.ErrAlreadyExists
@@ -195,27 +195,6 @@ func (s *Storage) rotate(ctx context.Context, now time.Time, grantID string, ref
 		return storage.ErrRevoked
 	}
 	return tx.Commit(ctx)
-}
-
-// sendTxBatch is sendBatch within tx.
-func sendTxBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch, reads ...func(pgx.BatchResults) error) error {
-	br := tx.SendBatch(ctx, b)
-	var first error
-	for i := range b.Len() {
-		var err error
-		if i < len(reads) && reads[i] != nil {
-			err = reads[i](br)
-		} else {
-			_, err = br.Exec()
-		}
-		if err != nil && first == nil {
-			first = err
-		}
-	}
-	if err := br.Close(); err != nil && first == nil {
-		first = err
-	}
-	return first
 }
 
 func (s *Storage) GetAccessToken(ctx context.Context, id string) (storage.AccessToken, error) {

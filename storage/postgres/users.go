@@ -5,13 +5,15 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/dingbridge/dingbridge/storage"
 )
 
-// Users are keyed by subject. An upsert reads the user and its revision, calls
-// update, and stores the result with an INSERT … ON CONFLICT that updates only
-// a row still at that revision (revision 0: there was none, so any row that
-// appeared in the meantime is a conflict too).
+// Users are keyed by subject. An upsert reads the user and its revision with
+// its row locked, calls update, and stores the result with an INSERT … ON
+// CONFLICT that updates only a row still at that revision (revision 0: there
+// was none, so a row another first write inserted meanwhile is a conflict).
 
 const upsertUserSQL = `INSERT INTO users (subject, data, keys) VALUES ($1, $3, $4)
 	ON CONFLICT (subject) DO UPDATE SET data = EXCLUDED.data, keys = EXCLUDED.keys, rev = users.rev + 1
@@ -19,12 +21,12 @@ const upsertUserSQL = `INSERT INTO users (subject, data, keys) VALUES ($1, $3, $
 
 func (s *Storage) UpsertUser(ctx context.Context, subject string, update func(u storage.User, found bool) (storage.User, error)) (storage.User, error) {
 	var stored storage.User
-	err := optimistic(ctx, func() (bool, error) {
-		u, data, rev, err := s.updatedUser(ctx, subject, update)
+	err := s.writeUser(ctx, func(tx pgx.Tx) (bool, error) {
+		u, data, rev, err := updatedUser(ctx, tx, subject, update)
 		if err != nil {
 			return false, err
 		}
-		tag, err := s.pool.Exec(ctx, upsertUserSQL, subject, rev, data, userKeys(u))
+		tag, err := tx.Exec(ctx, upsertUserSQL, subject, rev, data, userKeys(u))
 		stored = u
 		return err == nil && tag.RowsAffected() == 1, err
 	})
@@ -34,12 +36,38 @@ func (s *Storage) UpsertUser(ctx context.Context, subject string, update func(u 
 	return stored, nil
 }
 
-// updatedUser reads the user and returns what update makes of it, encoded, with
-// the revision it was read at (0 if there was none).
-func (s *Storage) updatedUser(ctx context.Context, subject string, update func(storage.User, bool) (storage.User, error)) (storage.User, []byte, int64, error) {
+// errUserRaced: a first write of a user met another one's insert; writeUser
+// rolls back and tries again on the row that insert made.
+var errUserRaced = errors.New("user written concurrently")
+
+// writeUser runs write in a transaction until it is done. write reads the
+// user locking its row (SELECT … FOR UPDATE), so writers of one person wait
+// for each other rather than retry; only two first writes of a person who has
+// no row yet can collide (done=false), and then the loser runs again.
+func (s *Storage) writeUser(ctx context.Context, write func(tx pgx.Tx) (bool, error)) error {
+	return optimistic(ctx, func() (bool, error) {
+		err := retry(ctx, func() error {
+			return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+				done, err := write(tx)
+				if err == nil && !done {
+					err = errUserRaced
+				}
+				return err
+			})
+		})
+		if errors.Is(err, errUserRaced) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+}
+
+// updatedUser reads the user, locking its row, and returns what update makes
+// of it, encoded, with the revision it was read at (0 if there was none).
+func updatedUser(ctx context.Context, tx pgx.Tx, subject string, update func(storage.User, bool) (storage.User, error)) (storage.User, []byte, int64, error) {
 	var data []byte
 	var rev int64
-	err := s.pool.QueryRow(ctx, "SELECT data, rev FROM users WHERE subject = $1", subject).Scan(&data, &rev)
+	err := tx.QueryRow(ctx, "SELECT data, rev FROM users WHERE subject = $1 FOR UPDATE", subject).Scan(&data, &rev)
 	found := err == nil
 	if err = notFound(err); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return storage.User{}, nil, 0, err
@@ -89,13 +117,13 @@ func (s *Storage) CompleteLogin(ctx context.Context, l storage.Login) (storage.U
 		sessionData = []byte("null")
 	}
 	var stored storage.User
-	err := optimistic(ctx, func() (bool, error) {
-		u, data, rev, err := s.updatedUser(ctx, l.Subject, l.Update)
+	err := s.writeUser(ctx, func(tx pgx.Tx) (bool, error) {
+		u, data, rev, err := updatedUser(ctx, tx, l.Subject, l.Update)
 		if err != nil {
 			return false, err
 		}
 		var n int
-		err = s.pool.QueryRow(ctx, completeLoginSQL, l.Subject, rev, data, userKeys(u), l.ReplaceSessionID,
+		err = tx.QueryRow(ctx, completeLoginSQL, l.Subject, rev, data, userKeys(u), l.ReplaceSessionID,
 			l.Session.ID, l.Session.Subject, l.Session.Expiry, sessionData).Scan(&n)
 		if isUniqueViolation(err) {
 			return false, storage.ErrAlreadyExists
