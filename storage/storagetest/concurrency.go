@@ -2,7 +2,6 @@ package storagetest
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -43,54 +42,15 @@ func winners(t *testing.T, errs []error, lose error) []int {
 	return won
 }
 
+// concurrencyTests are the races of one instance: every race of RunReplicas
+// with both replicas the same instance (so a backend that one process at a
+// time can open runs them too), and the ones only one instance has.
 func concurrencyTests() []test {
-	return []test{
-		{"one of many concurrent claims of a code wins", func(t *testing.T, s storage.Storage) {
-			ctx := t.Context()
-			must(t, s.CreateAuthCode(ctx, authCode("code1", live())))
-			codes := make([]storage.AuthCode, racers)
-			errs := make([]error, racers)
-			race(func(i int) { codes[i], errs[i] = s.ClaimAuthCode(ctx, "code1") })
-			won := winners(t, errs, storage.ErrAlreadyUsed)
-			if len(won) != 1 {
-				t.Fatalf("%d claims won, want 1", len(won))
-			}
-			for i, c := range codes {
-				// Every loser sees the claim the winner made.
-				equal(t, fmt.Sprintf("code seen by racer %d", i), c, codes[won[0]])
-			}
-		}},
-		{"one of many concurrent consumers of an upstream state wins", func(t *testing.T, s storage.Storage) {
-			ctx := t.Context()
-			must(t, s.CreateUpstreamState(ctx, upstreamState("st1", live())))
-			errs := make([]error, racers)
-			race(func(i int) { _, errs[i] = s.ConsumeUpstreamState(ctx, "st1") })
-			if won := winners(t, errs, storage.ErrNotFound); len(won) != 1 {
-				t.Fatalf("%d consumers won, want 1", len(won))
-			}
-		}},
-		{"one of many concurrent rotations of a refresh token wins", func(t *testing.T, s storage.Storage) {
-			ctx := t.Context()
-			must(t, s.IssueTokens(ctx, accessToken("at", "g1", live()), refreshToken("rt", "g1", live()), storage.Rotation{}))
-			errs := make([]error, racers)
-			race(func(i int) {
-				errs[i] = s.IssueTokens(ctx,
-					accessToken(fmt.Sprint("at-", i), "g1", live()),
-					refreshToken(fmt.Sprint("rt-", i), "g1", live()), storage.Rotation{ID: "rt"})
-			})
-			won := winners(t, errs, storage.ErrAlreadyUsed)
-			if len(won) != 1 {
-				t.Fatalf("%d rotations won, want 1", len(won))
-			}
-			for i := range racers {
-				at, rt := []string{fmt.Sprint("at-", i)}, []string{fmt.Sprint("rt-", i)}
-				if i == won[0] {
-					present(t, s, at, rt)
-				} else {
-					absent(t, s, at, rt)
-				}
-			}
-		}},
+	var tests []test
+	for _, rt := range replicaTests() {
+		tests = append(tests, test{"one instance: " + rt.name, func(t *testing.T, s storage.Storage) { rt.run(t, s, s) }})
+	}
+	return append(tests, []test{
 		{"concurrent upserts of one user lose no update", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()
 			seen := make([]int, racers)
@@ -122,25 +82,5 @@ func concurrencyTests() []test {
 				}
 			}
 		}},
-		{"concurrent key set updates lose no update", func(t *testing.T, s storage.Storage) {
-			ctx := t.Context()
-			errs := make([]error, racers)
-			race(func(i int) {
-				errs[i] = s.UpdateKeySet(ctx, func(ks storage.KeySet) (storage.KeySet, error) {
-					ks.Version++
-					return ks, nil
-				})
-			})
-			for i, err := range errs {
-				if err != nil {
-					t.Fatalf("racer %d: %v", i, err)
-				}
-			}
-			ks, err := s.GetKeySet(ctx)
-			must(t, err)
-			if ks.Version != racers {
-				t.Errorf("Version = %d after %d updates", ks.Version, racers)
-			}
-		}},
-	}
+	}...)
 }

@@ -13,8 +13,9 @@ import (
 // RunReplicas runs the operations that must be atomic across processes from two
 // Storage instances on one backend, as two dingbridge replicas would: open
 // returns two fresh, empty instances sharing their records (registering their
-// own cleanup). Half of every race runs on each. A backend that one process at
-// a time can open (bolt) has nothing to run here.
+// own cleanup). Half of every race runs on each. Run runs the same races with
+// one instance in both roles, so a backend that one process at a time can open
+// (bolt) meets them too.
 func RunReplicas(t *testing.T, open func(t *testing.T) (a, b storage.Storage)) {
 	for _, tc := range replicaTests() {
 		t.Run(tc.name, func(t *testing.T) {
