@@ -20,15 +20,7 @@ func TestBrowserEmbeddedLogin(t *testing.T) {
 	browser := startChromium(t)
 	ln := listenLoopback(t)
 	issuer := "http://" + ln.Addr().String()
-	callbacks := []string{issuer + "/callback/corp", issuer + "/callback/legacy"}
-	fake := dingtalktest.NewServer(dingtalktest.Config{
-		Apps: []dingtalktest.App{
-			{ClientID: corpAppKey, ClientSecret: corpAppSecret, RedirectURIs: callbacks, CorpID: dingtalktest.DemoCorpID},
-			{ClientID: legacyAppID, ClientSecret: legacySecret, RedirectURIs: callbacks},
-		},
-		Users: dingtalktest.DemoUsers(), Corps: []dingtalktest.Corp{dingtalktest.DemoCorp()},
-	})
-	t.Cleanup(fake.Close)
+	fake := startCorpAndLegacyFake(t, issuer)
 	appLn, appCB, _ := listenRP(t)
 	yaml := fmt.Sprintf(`issuer: %[1]s
 storage: {path: %[2]q}

@@ -383,15 +383,7 @@ func startSeveralConnectorsSite(t *testing.T) *browserSite {
 	t.Helper()
 	ln := listenLoopback(t)
 	issuer := "http://" + ln.Addr().String()
-	callbacks := []string{issuer + "/callback/corp", issuer + "/callback/legacy"}
-	fake := dingtalktest.NewServer(dingtalktest.Config{
-		Apps: []dingtalktest.App{
-			{ClientID: corpAppKey, ClientSecret: corpAppSecret, RedirectURIs: callbacks, CorpID: dingtalktest.DemoCorpID},
-			{ClientID: legacyAppID, ClientSecret: legacySecret, RedirectURIs: callbacks},
-		},
-		Users: dingtalktest.DemoUsers(), Corps: []dingtalktest.Corp{dingtalktest.DemoCorp()},
-	})
-	t.Cleanup(fake.Close)
+	fake := startCorpAndLegacyFake(t, issuer)
 	grafanaLn, grafanaCB, _ := listenRP(t)
 	yaml := fmt.Sprintf(`issuer: %s
 storage: {path: %q}
@@ -473,4 +465,21 @@ func getJSON(t *testing.T, endpoint string, v any) {
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatalf("GET %s: status %d: %v", endpoint, resp.StatusCode, err)
 	}
+}
+
+// startCorpAndLegacyFake is the fake DingTalk with the demo organisation's app
+// (connector "corp") and a legacy sns app (connector "legacy"), both calling
+// back to issuer.
+func startCorpAndLegacyFake(t *testing.T, issuer string) *dingtalktest.Server {
+	t.Helper()
+	callbacks := []string{issuer + "/callback/corp", issuer + "/callback/legacy"}
+	fake := dingtalktest.NewServer(dingtalktest.Config{
+		Apps: []dingtalktest.App{
+			{ClientID: corpAppKey, ClientSecret: corpAppSecret, RedirectURIs: callbacks, CorpID: dingtalktest.DemoCorpID},
+			{ClientID: legacyAppID, ClientSecret: legacySecret, RedirectURIs: callbacks},
+		},
+		Users: dingtalktest.DemoUsers(), Corps: []dingtalktest.Corp{dingtalktest.DemoCorp()},
+	})
+	t.Cleanup(fake.Close)
+	return fake
 }
