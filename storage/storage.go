@@ -20,11 +20,20 @@
 //     (atomic single use, expiry, visibility to every process sharing the
 //     backend), but no fsync is spent on them.
 //
-// So a DingTalk login costs two durable commits: CompleteLogin when the person
-// comes back from DingTalk (the Set-Cookie of that response acknowledges the
-// session) and IssueTokens when the client exchanges its code (the token response
-// acknowledges the tokens). A login through an existing SSO session costs
-// IssueTokens and the session's UpdateSession.
+// Between the two, a login's own writes: CompleteLogin (the person's user
+// record and new SSO session, when they come back from DingTalk) and
+// UpdateSession (an SSO session used again) are visible to every caller at
+// once, but a backend may make them durable only with its next durable commit
+// — any call that acknowledges a durable write, which on the login's path is
+// the IssueTokens of the same login's code exchange — and at the latest
+// MaxLoginWriteBack after they returned. So a login costs one durable commit,
+// shared with concurrent logins where the backend can: the token response
+// acknowledges the tokens, the user and the session together. A crash before
+// it may lose the session of a login whose code was never exchanged, and the
+// user's login details it recorded; the person logs in again, as for a lost
+// auth request. bolt holds them in memory until then; PostgreSQL commits them
+// with synchronous_commit off, which the next synchronous commit on the
+// server (or its WAL writer, within a second) makes durable.
 package storage
 
 import (
@@ -46,6 +55,11 @@ var (
 	// Limits allow; the caller should ask again later (temporarily_unavailable).
 	ErrCapacity = errors.New("storage: at capacity")
 )
+
+// MaxLoginWriteBack is the longest a backend may keep CompleteLogin's and
+// UpdateSession's writes from being durable after they returned, when no
+// durable commit comes sooner.
+const MaxLoginWriteBack = time.Second
 
 // Limits bound the ephemeral records a backend holds, so a flood of /authorize
 // or device requests cannot exhaust memory or disk. A zero field takes the
@@ -150,9 +164,9 @@ type Storage interface {
 	// A key that sets none, or more than one, of its values is an error.
 	FindUsers(ctx context.Context, key UserKey) ([]User, error)
 
-	// CompleteLogin records a person who just logged in upstream, in ONE durable
-	// transaction, group-committed across concurrent logins where the backend
-	// can: it applies l.Update to the user l.Subject exactly as UpsertUser does,
+	// CompleteLogin records a person who just logged in upstream, in one
+	// transaction that may be made durable later (the package comment says
+	// when): it applies l.Update to the user l.Subject exactly as UpsertUser does,
 	// deletes the session l.ReplaceSessionID if it is set (an absent one is
 	// fine), and creates l.Session if l.Session.ID is set. If Update returns an
 	// error nothing is stored and that error is returned (errors.Is works). A
@@ -163,6 +177,8 @@ type Storage interface {
 	// SSO sessions at dingbridge, keyed by a hash of the session cookie. Durable.
 	CreateSession(ctx context.Context, s Session) error
 	GetSession(ctx context.Context, id string) (Session, error)
+	// UpdateSession may be made durable later, as CompleteLogin (the package
+	// comment says when); CreateSession and DeleteSession are durable on return.
 	UpdateSession(ctx context.Context, id string, update func(Session) (Session, error)) error
 	DeleteSession(ctx context.Context, id string) error
 	// SessionsOf returns the person's live sessions, in no particular order, so

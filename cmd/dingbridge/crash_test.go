@@ -26,8 +26,10 @@ import (
 // tests hold the real binary to it: `serve` from a YAML file, logins and
 // refreshes from several people at once, SIGKILL in the middle, `serve` again on
 // the same file, and then every refresh token a client received still refreshes,
-// every access token still answers userinfo, every session cookie a browser
-// received still logs in without DingTalk, and every such person is stored.
+// every access token still answers userinfo, every session cookie whose login
+// ended in a token response still logs in without DingTalk, and every such
+// person is stored. (A session whose login's code was never exchanged may be
+// lost: it was a login in flight.)
 
 // crashLoad is how much acknowledged work must exist before the kill; the
 // workers keep going while the process dies, so requests are in flight then.
@@ -210,16 +212,17 @@ func crashLoginAndRefresh(ctx context.Context, party rp.RelyingParty, fakeURL, u
 	verifier := "v-" + rand.Text() + rand.Text()
 	authURL := rp.AuthURL("st-"+rand.Text(), party, rp.WithCodeChallenge(oidc.NewSHACodeChallenge(verifier)))
 	code, err := b.loginThroughFake(ctx, authURL, fakeURL, unionID)
-	if b.hasSession(party.Issuer()) {
-		// The callback's answer, with its Set-Cookie, arrived: the session is acknowledged.
-		acked.addSession(unionID, b)
-	}
 	if err != nil || code == "" {
 		return
 	}
 	tokens, err := rp.CodeExchange[*oidc.IDTokenClaims](ctx, code, party, rp.WithCodeVerifier(verifier))
 	if err != nil || tokens.RefreshToken == "" {
 		return
+	}
+	if b.hasSession(party.Issuer()) {
+		// The token response of the login that set the session cookie arrived:
+		// it acknowledges the session with the tokens (storage's package comment).
+		acked.addSession(unionID, b)
 	}
 	c := &chain{subject: tokens.IDTokenClaims.Subject, accessToken: tokens.AccessToken, refreshToken: tokens.RefreshToken}
 	acked.addChain(c)

@@ -15,8 +15,12 @@ import (
 // Backup writes a consistent copy of the database to w from one read
 // transaction (bbolt's Tx.WriteTo): writers carry on meanwhile and the copy is
 // the database as of the moment Backup began. It returns the bytes written.
-// Ephemeral flow state that is not in the file (if any) is not in the copy.
+// Ephemeral flow state, which is never in the file, is not in the copy.
 func (s *Storage) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	// Logins waiting in the write-back are committed first, so the copy has them.
+	if err := s.sync(ctx); err != nil {
+		return 0, fmt.Errorf("bolt: backup: %w", err)
+	}
 	var n int64
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		var err error

@@ -7,9 +7,10 @@
 // codes, upstream states, device authorizations) lives in this process's memory
 // only: bbolt lets one process open the file, so no other could see it anyway,
 // and a crash losing it costs the people logging in at that moment one more
-// click (see storage's package comment). The durable writes of a login
-// (CompleteLogin, IssueTokens) go through bbolt's Batch, so concurrent logins
-// share one fsync; the rest use plain transactions.
+// click (see storage's package comment). A login's user and session wait in
+// memory (writeback.go) for its IssueTokens, so a login is one commit, and the
+// writes on a login's path share commits across concurrent logins without
+// waiting for each other (commit.go); the rest use plain transactions.
 package bolt
 
 import (
@@ -20,6 +21,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -89,25 +92,27 @@ type Options struct {
 	// a temporary `dingbridge dev` database): a crash can lose recent writes or
 	// corrupt the file.
 	NoSync bool
-	// MaxBatchDelay is how long a write on a login path waits for others to share
-	// its commit. Zero means DefaultMaxBatchDelay.
-	MaxBatchDelay time.Duration
 	// Limits bound the ephemeral records held in memory (ErrCapacity beyond).
 	Limits storage.Limits
 }
 
-// DefaultMaxBatchDelay is short because it is added to each of a login's two
-// durable writes; bbolt's own 10ms default would add 20ms to every login. Much
-// shorter is worse: batches then hold one call each and every call pays a commit.
-const DefaultMaxBatchDelay = time.Millisecond
-
 // Storage is a storage.Storage over one bbolt file. Safe for concurrent use.
+//
+// Lock order: bbolt's writer lock (a write transaction), then pending.mu, then
+// a read transaction. So a read transaction never takes pending.mu: what reads
+// both look at the write-back first and open the read transaction after.
 type Storage struct {
-	db *bbolt.DB
-	// batchWrite runs the write transactions of the login path: db.Batch, or
-	// db.Update when benchmarks compare the two.
-	batchWrite func(func(*bbolt.Tx) error) error
-	flow       *flowState
+	db      *bbolt.DB
+	flow    *flowState
+	pending *writeBack
+
+	// The group commit (commit.go): calls waiting for the next commit, and
+	// whether one is being written.
+	commitMu   sync.Mutex
+	queue      []*commitCall
+	committing bool
+	// commits counts write transactions committed, for tests and benchmarks.
+	commits atomic.Uint64
 }
 
 var _ storage.Storage = (*Storage)(nil)
@@ -147,15 +152,13 @@ func Open(path string, opts Options) (*Storage, error) {
 		_ = db.Close()
 		return Open(path, opts)
 	}
-	db.MaxBatchDelay = DefaultMaxBatchDelay
-	if opts.MaxBatchDelay > 0 {
-		db.MaxBatchDelay = opts.MaxBatchDelay
-	}
 	if err := db.Update(initSchema); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	return &Storage{db: db, batchWrite: db.Batch, flow: newFlowState(opts.Limits.WithDefaults())}, nil
+	s := &Storage{db: db, flow: newFlowState(opts.Limits.WithDefaults())}
+	s.pending = newWriteBack(func() { _ = s.sync(context.Background()) })
+	return s, nil
 }
 
 func prepareFile(path string) error {
@@ -213,8 +216,15 @@ func initSchema(tx *bbolt.Tx) error {
 	return tx.Bucket([]byte(bucketMeta)).Put([]byte(metaSchemaKey), []byte(strconv.Itoa(schemaVersion)))
 }
 
-// Close closes the file and releases the lock.
+// Close commits what waits in the write-back, closes the file and releases the lock.
 func (s *Storage) Close() error {
+	s.pending.close()
+	if !s.pending.empty() {
+		if err := s.sync(context.Background()); err != nil {
+			_ = s.db.Close()
+			return fmt.Errorf("bolt: close: commit the last logins: %w", err)
+		}
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("bolt: close: %w", err)
 	}
@@ -232,35 +242,13 @@ func (s *Storage) Ping(ctx context.Context) error {
 // A cancelled context is honoured before a transaction starts and not during it:
 // every transaction here is short, and stopping one halfway is what bbolt's
 // rollback already prevents. So a call either fails with ctx.Err() having changed
-// nothing, or runs to the end.
+// nothing, or runs to the end. Writes are in commit.go.
 
 func (s *Storage) view(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	return s.db.View(fn)
-}
-
-func (s *Storage) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.db.Update(fn)
-}
-
-// batch runs fn in a write transaction shared with concurrent callers (one commit
-// and fsync for all of them). bbolt may run
-// fn more than once (when another fn in the batch fails, or solo after fn itself
-// fails), so fn must reset whatever it reports back to its caller on every run. To
-// keep the batch from being replayed for nothing, fn reports expected outcomes such
-// as ErrNotFound through a captured variable and returns nil, which commits: so it
-// must decide on such an answer before it has written anything. It returns an
-// error only for real failures, which roll the whole batch back.
-func (s *Storage) batch(ctx context.Context, fn func(*bbolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.batchWrite(fn)
 }
 
 // wrap gives a batched call's outcome its context: err from the transaction, or

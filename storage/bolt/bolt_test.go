@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,57 +260,27 @@ func countKeys(t *testing.T, s *Storage, bucket string) int {
 // only helps when writes arrive together, as they do on a busy server.
 const benchParallelism = 32
 
-// benchModes runs fn against a fresh database per write mode: the login path as
-// shipped (Batch), one transaction and fsync per call (Update), and Batch without
-// fsync to show what the disk costs. Each reports write commits per operation.
+// benchModes runs fn against a fresh database per write mode: as shipped
+// (group commit, fsync), and without fsync to show what the disk costs. Each
+// reports write commits per operation.
 func benchModes(b *testing.B, fn func(b *testing.B, s *Storage)) {
-	modes := []struct {
+	for _, m := range []struct {
 		name   string
-		batch  bool
 		noSync bool
-	}{
-		{"batch", true, false},
-		{"update", false, false},
-		{"batch-nosync", true, true},
-	}
-	for _, m := range modes {
+	}{{"group", false}, {"group-nosync", true}} {
 		b.Run(m.name, func(b *testing.B) {
 			s, err := Open(filepath.Join(b.TempDir(), "bench.db"), Options{NoSync: m.noSync})
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { _ = s.Close() })
-			write := s.db.Batch
-			if !m.batch {
-				write = s.db.Update
-			}
-			var commits atomic.Int64
-			// Every write transaction of a call counts once, however many calls share it.
-			s.batchWrite = func(fn func(*bbolt.Tx) error) error {
-				return write(func(tx *bbolt.Tx) error {
-					if !commitCounted(tx) {
-						tx.OnCommit(func() { commits.Add(1) })
-					}
-					return fn(tx)
-				})
-			}
 			b.SetParallelism(benchParallelism)
+			before := s.commits.Load()
 			b.ResetTimer()
 			fn(b, s)
-			b.ReportMetric(float64(commits.Load())/float64(b.N), "commits/op")
+			b.ReportMetric(float64(s.commits.Load()-before)/float64(b.N), "commits/op")
 		})
 	}
-}
-
-// countedTxs remembers which transactions already carry the commit counter.
-var countedTxs sync.Map
-
-func commitCounted(tx *bbolt.Tx) bool {
-	_, seen := countedTxs.LoadOrStore(tx, true)
-	if !seen {
-		tx.OnCommit(func() { countedTxs.Delete(tx) })
-	}
-	return seen
 }
 
 // benchTokens returns tokens the size op will store: IDs are random like hashes.

@@ -30,6 +30,13 @@ func (s *Storage) GarbageCollect(ctx context.Context, now time.Time) (storage.GC
 		return r, fmt.Errorf("bolt: garbage collect: %w", err)
 	}
 	s.flow.sweep(now, &r)
+	// What waits in the write-back goes to the file first, so the expiry index
+	// below is current.
+	if !s.pending.empty() {
+		if err := s.sync(ctx); err != nil {
+			return r, fmt.Errorf("bolt: garbage collect: %w", err)
+		}
+	}
 	limit := expiryKey(now, 0, "")[:8]
 	for {
 		if err := ctx.Err(); err != nil {
@@ -50,7 +57,7 @@ func (s *Storage) GarbageCollect(ctx context.Context, now time.Time) (storage.GC
 			return r, nil
 		}
 		var chunk storage.GCResult
-		err = s.db.Update(func(tx *bbolt.Tx) error {
+		err = s.update(ctx, func(tx *bbolt.Tx) error {
 			chunk = storage.GCResult{}
 			for _, k := range keys {
 				if err := collect(tx, k, now, &chunk); err != nil {
@@ -125,10 +132,27 @@ func collect(tx *bbolt.Tx, key []byte, now time.Time, r *storage.GCResult) error
 // record is decoded. RefreshTokens counts live (not rotated) tokens only.
 func (s *Storage) Count(ctx context.Context) (storage.RecordCounts, error) {
 	var c storage.RecordCounts
+	// What the write-back adds to or takes from the file's counts.
+	var users, sessions int
+	s.pending.mu.Lock()
+	for _, p := range s.pending.users {
+		if !p.inFile {
+			users++
+		}
+	}
+	for _, p := range s.pending.sessions {
+		switch {
+		case !p.deleted && !p.inFile:
+			sessions++
+		case p.deleted && p.inFile:
+			sessions--
+		}
+	}
+	s.pending.mu.Unlock()
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		n := func(name string) int { return tx.Bucket([]byte(name)).Stats().KeyN }
 		c.AccessTokens, c.RefreshTokens = n(bucketAccessTokens), n(bucketRefreshTokens)
-		c.Sessions, c.Users, c.Clients, c.Consents = n(bucketSessions), n(bucketUsers), n(bucketClients), n(bucketConsents)
+		c.Sessions, c.Users, c.Clients, c.Consents = n(bucketSessions)+sessions, n(bucketUsers)+users, n(bucketClients), n(bucketConsents)
 		return nil
 	})
 	if err != nil {

@@ -31,11 +31,27 @@ func (s *Storage) RevokeSubject(ctx context.Context, subject string) error {
 		if err != nil {
 			return err
 		}
+		// The deletions go into the write-back too, before this commits: an
+		// UpdateSession that read the session from the file would otherwise
+		// hold it again, and the next commit bring it back.
+		s.pending.mu.Lock()
+		defer s.pending.mu.Unlock()
+		ids := make([]string, 0, len(keys))
 		for _, k := range keys {
-			if _, err := deleteSession(tx, string(k)); err != nil {
-				return err
+			ids = append(ids, string(k))
+		}
+		for id, p := range s.pending.sessions {
+			if !p.deleted && p.sess.Subject == subject {
+				ids = append(ids, id)
 			}
 		}
+		for _, id := range ids {
+			if _, err := deleteSession(tx, id); err != nil {
+				return err
+			}
+			s.pending.deleteSession(id, false)
+		}
+		s.pending.deferred()
 		return nil
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"go.etcd.io/bbolt"
 
@@ -86,20 +87,31 @@ func ensureUserIndex(tx *bbolt.Tx) error {
 	return meta.Put([]byte(metaUserIndexKey), []byte("1"))
 }
 
-// FindUsers reads the index, then each user it names.
+// FindUsers reads the write-back, then the index and each user it names; a
+// user held in the write-back is judged by that newer version.
 func (s *Storage) FindUsers(ctx context.Context, key storage.UserKey) ([]storage.User, error) {
 	key, err := key.Normalize()
 	if err != nil {
 		return nil, fmt.Errorf("bolt: find users: %w", err)
 	}
-	prefix := indexPrefix(key)
+	held := s.pendingUsers()
 	var users []storage.User
+	for _, u := range held {
+		if slices.Contains(u.Keys(), key) {
+			users = append(users, u)
+		}
+	}
+	prefix := indexPrefix(key)
 	err = s.view(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketUsers))
 		c := tx.Bucket([]byte(bucketUserIndex)).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			subject := string(k[len(prefix):])
+			if _, ok := held[subject]; ok {
+				continue
+			}
 			var u storage.User
-			found, err := get(b, string(k[len(prefix):]), &u)
+			found, err := get(b, subject, &u)
 			if err != nil {
 				return err
 			}
@@ -115,5 +127,6 @@ func (s *Storage) FindUsers(ctx context.Context, key storage.UserKey) ([]storage
 	if users == nil {
 		users = []storage.User{}
 	}
+	sortBySubject(users)
 	return users, nil
 }

@@ -105,7 +105,8 @@ const completeLoginSQL = `WITH u AS (` + upsertUserSQL + ` RETURNING 1),
 	SELECT count(*) FROM u`
 
 // CompleteLogin stores what an upstream login changed in one transaction: the
-// user, the session it replaces (deleted) and the new session.
+// user, the session it replaces (deleted) and the new session, committed
+// without waiting for the WAL flush.
 func (s *Storage) CompleteLogin(ctx context.Context, l storage.Login) (storage.User, error) {
 	var sessionData []byte
 	if l.Session.ID != "" {
@@ -118,6 +119,12 @@ func (s *Storage) CompleteLogin(ctx context.Context, l storage.Login) (storage.U
 	}
 	var stored storage.User
 	err := s.writeUser(ctx, func(tx pgx.Tx) (bool, error) {
+		// Visible to every replica at once, durable with the next synchronous
+		// commit on the server (the login's IssueTokens) or the WAL writer's
+		// next flush: a login is one WAL flush (storage's package comment).
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+			return false, err
+		}
 		u, data, rev, err := updatedUser(ctx, tx, l.Subject, l.Update)
 		if err != nil {
 			return false, err
