@@ -90,9 +90,10 @@ func (s *oidcStorage) AuthRequestByID(ctx context.Context, id string) (zop.AuthR
 // first attempt fails authentication (x/oauth2 retries basic auth as post) must
 // not lose its code. The code is claimed when tokens are issued (redeemCode).
 //
-// A code already used is returned too, while its auth request lasts (see
-// DeleteAuthRequest): zitadel then checks the client — its secret, or for a
-// public client the PKCE verifier — and only a replay by the code's own client
+// A code already used is returned too, until it expires, as what the code
+// itself remembers of its request (its client, redirect URI and PKCE
+// challenge): zitadel then checks the client — its secret, or for a public
+// client the PKCE verifier — and only a replay by the code's own client
 // reaches redeemCode and revokes what the code issued. Anyone else holding a
 // used code is told invalid_grant and revokes nothing.
 func (s *oidcStorage) AuthRequestByCode(ctx context.Context, code string) (zop.AuthRequest, error) {
@@ -101,10 +102,13 @@ func (s *oidcStorage) AuthRequestByCode(ctx context.Context, code string) (zop.A
 	if err != nil {
 		return nil, fmt.Errorf("code: %w", err)
 	}
-	a, err := s.p.store.GetAuthRequest(ctx, c.AuthRequestID)
-	if errors.Is(err, storage.ErrNotFound) && !c.ClaimedAt.IsZero() {
-		return nil, oidc.ErrInvalidGrant().WithDescription("code already used")
+	if !c.ClaimedAt.IsZero() {
+		return &authRequest{codeID: id, AuthRequest: storage.AuthRequest{
+			ID: c.AuthRequestID, ClientID: c.ClientID, RedirectURI: c.RedirectURI, ResponseType: string(oidc.ResponseTypeCode),
+			CodeChallenge: c.CodeChallenge, CodeChallengeMethod: c.CodeChallengeMethod, Expiry: c.Expiry,
+		}}, nil
 	}
+	a, err := s.p.store.GetAuthRequest(ctx, c.AuthRequestID)
 	if err != nil {
 		return nil, fmt.Errorf("auth request of code: %w", err)
 	}
@@ -146,23 +150,16 @@ func (s *oidcStorage) SaveAuthCode(ctx context.Context, id, code string) error {
 	}
 	return s.p.store.CreateAuthCode(ctx, storage.AuthCode{
 		ID: hashToken(code), AuthRequestID: id, ClientID: a.ClientID,
+		RedirectURI: a.RedirectURI, CodeChallenge: a.CodeChallenge, CodeChallengeMethod: a.CodeChallengeMethod,
 		Expiry: s.p.now().UTC().Add(s.p.settings().lifetimes.AuthCode),
 	})
 }
 
 // DeleteAuthRequest is zitadel's call once a code brought its tokens. The
-// request is kept, no longer done (so /authorize/callback mints no other code),
-// until the code would have expired: a replay of the code by its own client is
-// recognised and revokes the grant (AuthRequestByCode).
+// request goes; the spent code stays until it expires and carries what
+// recognising a replay by the code's own client needs (AuthRequestByCode).
 func (s *oidcStorage) DeleteAuthRequest(ctx context.Context, id string) error {
-	until := s.p.now().UTC().Add(s.p.settings().lifetimes.AuthCode)
-	err := s.p.store.UpdateAuthRequest(ctx, id, func(a storage.AuthRequest) (storage.AuthRequest, error) {
-		a.Done = false
-		if until.Before(a.Expiry) {
-			a.Expiry = until
-		}
-		return a, nil
-	})
+	err := s.p.store.DeleteAuthRequest(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}

@@ -133,3 +133,36 @@ func TestRefreshRetriesWithinGraceLeaveOneLiveToken(t *testing.T) {
 		t.Fatalf("%d of the %d refresh tokens issued from one rotated token still refresh after the grace, want 1", live, len(issued))
 	}
 }
+
+// A public client's code replayed after its exchange: the code itself keeps
+// the PKCE challenge and redirect URI once its auth request is gone, so the
+// replay by that client (same verifier) is recognised and revokes, while a
+// replay without the verifier is refused and revokes nothing.
+func TestPublicClientsReplayedCodeRevokesOnlyWithItsVerifier(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	party := e.relyingParty(publicClientID, "", publicRedirect)
+	endpoint := e.discovery(t).TokenEndpoint
+	for _, withVerifier := range []bool{false, true} {
+		a := &loginAttempt{}
+		q := newBrowser(t).loginAt(e.authorizeURL(party, a))
+		tokens, err := exchange(t, party, q, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		replay := url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {publicRedirect}, "client_id": {publicClientID}}
+		if withVerifier {
+			replay.Set("code_verifier", a.verifier)
+		}
+		resp, body := getJSON(t, postForm(t, endpoint, replay, "", ""))
+		if resp.StatusCode != http.StatusBadRequest || withVerifier && body["error"] != "invalid_grant" {
+			t.Errorf("replay (verifier %v): %d %v, want 400 (invalid_grant with the verifier)", withVerifier, resp.StatusCode, body)
+		}
+		err = userinfoWorks(party, tokens.AccessToken, tokens.IDTokenClaims.Subject)
+		if withVerifier && err == nil {
+			t.Error("the client's own replay of its code left the code's access token working")
+		}
+		if !withVerifier && err != nil {
+			t.Errorf("a replay without the PKCE verifier revoked the code's tokens: %v", err)
+		}
+	}
+}

@@ -290,11 +290,17 @@ type AuthRequest struct {
 
 // AuthCode is an issued authorization code. ID is a hash of the code, never the code.
 type AuthCode struct {
-	ID            string    `json:"id"`
-	AuthRequestID string    `json:"authRequestID"`
-	ClientID      string    `json:"clientID"`
-	ClaimedAt     time.Time `json:"claimedAt,omitzero"`
-	Expiry        time.Time `json:"expiry"`
+	ID            string `json:"id"`
+	AuthRequestID string `json:"authRequestID"`
+	ClientID      string `json:"clientID"`
+	// What authenticating a replay of the code takes once its auth request is
+	// gone: the client presenting it again must still show the redirect URI
+	// and, for a public client, the PKCE verifier.
+	RedirectURI         string    `json:"redirectURI,omitempty"`
+	CodeChallenge       string    `json:"codeChallenge,omitempty"`
+	CodeChallengeMethod string    `json:"codeChallengeMethod,omitempty"`
+	ClaimedAt           time.Time `json:"claimedAt,omitzero"`
+	Expiry              time.Time `json:"expiry"`
 }
 
 // Rotation names the refresh token a refresh replaces. The replaced token is kept,

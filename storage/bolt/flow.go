@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,10 +26,28 @@ type table[T any] struct {
 	recs   map[string]T
 	limit  int // live records at most; 0 is no limit
 	expiry func(T) time.Time
-	copyOf func(T) T // a deep copy, times in UTC
+	copyOf func(T) T              // a deep copy, times in UTC
+	onDrop func(id string, rec T) // called, under mu, for each record dropExpiredLocked drops
 	// fullSweep is when a create that found the table full last swept it: a
 	// table full of live records refuses at once instead of scanning each time.
 	fullSweep time.Time
+	// order is every create in turn with the expiry it had, from head on, so
+	// that each create can drop the records that expired since the last one
+	// (dropExpiredLocked): memory follows the records that live, not the
+	// sweeper's interval. A record whose expiry moved later is looked at again
+	// at its new expiry; one whose expiry moved earlier waits for its old one
+	// or the sweeper.
+	order []queued
+	head  int
+	// dropped counts what dropExpiredLocked deleted since the last sweep,
+	// which reports it with its own: expired records removed either way.
+	dropped int
+}
+
+// queued is one entry of a table's order.
+type queued struct {
+	id     string
+	expiry int64 // UnixNano
 }
 
 func newTable[T any](name string, limit int, expiry func(T) time.Time, copyOf func(T) T) *table[T] {
@@ -48,7 +67,7 @@ func (t *table[T]) roomLocked(now time.Time) bool {
 		return false
 	}
 	t.fullSweep = now
-	t.sweepLocked(now, nil)
+	t.dropped = t.sweepLocked(now, t.onDrop) // the next sweep reports them
 	return len(t.recs) < t.limit
 }
 
@@ -65,8 +84,42 @@ func (t *table[T]) create(ctx context.Context, id string, rec T) error {
 	if !t.roomLocked(now) {
 		return fmt.Errorf("bolt: create %s: %d stored: %w", t.name, len(t.recs), storage.ErrCapacity)
 	}
-	t.recs[id] = t.copyOf(rec)
+	t.dropExpiredLocked(now)
+	rec = t.copyOf(rec)
+	t.recs[id] = rec
+	t.order = append(t.order, queued{id, t.expiry(rec).UnixNano()})
 	return nil
+}
+
+// dropExpiredLocked deletes the records at the head of the order that have
+// expired, and forgets their entries.
+func (t *table[T]) dropExpiredLocked(now time.Time) {
+	for t.head < len(t.order) && t.order[t.head].expiry < now.UnixNano() {
+		q := t.order[t.head]
+		t.order[t.head] = queued{}
+		t.head++
+		rec, ok := t.recs[q.id]
+		switch {
+		case !ok:
+		case expired(t.expiry(rec), now):
+			t.dropLocked(q.id, rec)
+		default: // its expiry moved later
+			t.order = append(t.order, queued{q.id, t.expiry(rec).UnixNano()})
+		}
+	}
+	if t.head > len(t.order)/2 && t.head > 64 {
+		t.order = append(t.order[:0], t.order[t.head:]...)
+		t.head = 0
+	}
+}
+
+// dropLocked deletes an expired record found by dropExpiredLocked.
+func (t *table[T]) dropLocked(id string, rec T) {
+	if t.onDrop != nil {
+		t.onDrop(id, rec)
+	}
+	delete(t.recs, id)
+	t.dropped++
 }
 
 // getLocked returns the live record under id.
@@ -151,9 +204,12 @@ func (t *table[T]) remove(ctx context.Context, id string) error {
 	return nil
 }
 
-// sweepLocked deletes every record expired at now, calling gone for each.
+// sweepLocked deletes every record expired at now, calling gone for each, and
+// returns how many expired records it and dropExpiredLocked deleted since the
+// last sweep.
 func (t *table[T]) sweepLocked(now time.Time, gone func(id string, rec T)) int {
-	n := 0
+	n := t.dropped
+	t.dropped = 0
 	for id, rec := range t.recs {
 		if expired(t.expiry(rec), now) {
 			if gone != nil {
@@ -212,7 +268,7 @@ type flowState struct {
 }
 
 func newFlowState(limits storage.Limits) *flowState {
-	return &flowState{
+	f := &flowState{
 		authRequests: newTable("auth request", limits.AuthRequests,
 			func(a storage.AuthRequest) time.Time { return a.Expiry }, copyAuthRequest),
 		codes: newTable("auth code", 0, // at most one per auth request
@@ -223,6 +279,8 @@ func newFlowState(limits storage.Limits) *flowState {
 			func(d storage.DeviceAuthorization) time.Time { return d.Expiry }, copyDevice),
 		userCodes: make(map[string]string),
 	}
+	f.devices.onDrop = f.forgetUserCodeLocked
+	return f
 }
 
 func copyAuthRequest(a storage.AuthRequest) storage.AuthRequest {
@@ -265,8 +323,28 @@ func (f *flowState) revokeClient(clientID string) {
 
 // --- storage.Storage methods on flow state ---
 
+// CreateAuthRequest stores a copy of a's strings: those parsed from a request
+// URL would otherwise keep the whole request line in memory for as long as the
+// request waits (up to its 15 minutes when a person never comes back).
 func (s *Storage) CreateAuthRequest(ctx context.Context, a storage.AuthRequest) error {
+	for _, f := range []*string{&a.ID, &a.ClientID, &a.RedirectURI, &a.State, &a.Nonce, &a.ResponseType,
+		&a.ResponseMode, &a.CodeChallenge, &a.CodeChallengeMethod, &a.LoginHint, &a.HintSubject, &a.DeviceID} {
+		*f = strings.Clone(*f)
+	}
+	a.Scopes, a.Prompt, a.UILocales = cloneStrings(a.Scopes), cloneStrings(a.Prompt), cloneStrings(a.UILocales)
 	return s.flow.authRequests.create(ctx, a.ID, a)
+}
+
+// cloneStrings copies a list and each of its strings.
+func cloneStrings(list []string) []string {
+	if list == nil {
+		return nil
+	}
+	out := make([]string, len(list))
+	for i, v := range list {
+		out[i] = strings.Clone(v)
+	}
+	return out
 }
 
 func (s *Storage) GetAuthRequest(ctx context.Context, id string) (storage.AuthRequest, error) {
@@ -345,7 +423,10 @@ func (s *Storage) CreateDeviceAuthorization(ctx context.Context, d storage.Devic
 	if !t.roomLocked(now) {
 		return fmt.Errorf("bolt: create device authorization: %d stored: %w", len(t.recs), storage.ErrCapacity)
 	}
-	t.recs[d.ID] = t.copyOf(d)
+	t.dropExpiredLocked(now)
+	d = t.copyOf(d)
+	t.recs[d.ID] = d
+	t.order = append(t.order, queued{d.ID, d.Expiry.UnixNano()})
 	s.flow.userCodes[d.UserCode] = d.ID
 	return nil
 }

@@ -1,0 +1,67 @@
+package bolt
+
+import (
+	"testing"
+	"time"
+
+	"github.com/dingbridge/dingbridge/storage"
+)
+
+// Memory follows the records that live: expired flow records go at the next
+// create, not at the sweeper's next pass, and the sweep still counts them.
+func TestExpiredFlowRecordsGoAtTheNextCreate(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := t.Context()
+	past := time.Now().Add(-time.Minute)
+	for i := range 1000 {
+		c := storage.AuthCode{ID: "old-" + time.Duration(i).String(), AuthRequestID: "r", ClientID: "grafana", Expiry: past}
+		if err := s.CreateAuthCode(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := storage.AuthCode{ID: "live", AuthRequestID: "r", ClientID: "grafana", Expiry: time.Now().Add(time.Minute)}
+	if err := s.CreateAuthCode(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	s.flow.codes.mu.Lock()
+	held := len(s.flow.codes.recs)
+	s.flow.codes.mu.Unlock()
+	if held != 1 {
+		t.Errorf("%d codes held after 1000 expired ones and a live one were created, want 1", held)
+	}
+	if _, err := s.GetAuthCode(ctx, "live"); err != nil {
+		t.Errorf("the live code: %v", err)
+	}
+	r, err := s.GarbageCollect(ctx, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.AuthCodes != 1000 {
+		t.Errorf("GarbageCollect reported %d expired codes removed, want the 1000 dropped since the last sweep", r.AuthCodes)
+	}
+}
+
+// A record whose expiry moved later is not dropped at its first expiry.
+func TestAFlowRecordWhoseExpiryMovedLaterStays(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := t.Context()
+	soon := time.Now().Add(20 * time.Millisecond)
+	if err := s.CreateAuthRequest(ctx, storage.AuthRequest{ID: "a", ClientID: "grafana", Expiry: soon}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateAuthRequest(ctx, "a", func(a storage.AuthRequest) (storage.AuthRequest, error) {
+		a.Expiry = time.Now().Add(time.Hour)
+		return a, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for time.Now().Before(soon.Add(10 * time.Millisecond)) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := s.CreateAuthRequest(ctx, storage.AuthRequest{ID: "b", ClientID: "grafana", Expiry: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetAuthRequest(ctx, "a"); err != nil {
+		t.Errorf("the request whose expiry moved later: %v", err)
+	}
+}
