@@ -43,17 +43,29 @@ func indexPrefix(k storage.UserKey) []byte {
 
 // putUser stores u under subject and moves its index entries from old's keys
 // (nil: there was no user) to u's.
+//
+// Only the entries that change are written: a returning login changes none,
+// and an index page untouched is a page the commit does not write.
 func putUser(tx *bbolt.Tx, subject string, old *storage.User, u storage.User) error {
 	idx := tx.Bucket([]byte(bucketUserIndex))
+	keys := u.Keys()
+	var oldKeys []storage.UserKey
 	if old != nil {
-		for _, k := range old.Keys() {
+		oldKeys = old.Keys()
+	}
+	for _, k := range oldKeys {
+		if !slices.Contains(keys, k) {
 			if err := idx.Delete(append(indexPrefix(k), subject...)); err != nil {
 				return err
 			}
 		}
 	}
-	if err := indexUser(idx, subject, u); err != nil {
-		return err
+	for _, k := range keys {
+		if !slices.Contains(oldKeys, k) {
+			if err := idx.Put(append(indexPrefix(k), subject...), []byte{}); err != nil {
+				return err
+			}
+		}
 	}
 	return put(tx.Bucket([]byte(bucketUsers)), subject, u)
 }
