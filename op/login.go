@@ -171,8 +171,9 @@ func (p *Provider) loggedInUpstream(w http.ResponseWriter, r *http.Request, a st
 	if amr == "" {
 		amr = upstream.MethodOAuth2
 	}
-	// The user and the new session are one durable commit; the session cookie
-	// set below is what acknowledges it to the person.
+	// The user and the new session are one storage call (CompleteLogin); they
+	// become durable with this login's token response, which commits them with
+	// the tokens (storage's package comment).
 	sess, err := p.startSession(w, r, subject, conn.ID, a.ClientID, []string{amr}, p.loginUpdate(conn, id, acc, p.now().UTC()))
 	if errors.Is(err, errUserDisabled) {
 		p.log.InfoContext(ctx, "login refused: user disabled", "subject", subject, "client", a.ClientID)

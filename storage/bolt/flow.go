@@ -13,7 +13,7 @@ import (
 
 // Flow state — auth requests, codes, upstream states, device authorizations — is
 // ephemeral by the storage contract, so it stays in memory: no fsync on the way
-// from /authorize to the token response except the two durable commits. Each
+// from /authorize to the token response except the one durable commit. Each
 // kind is a table: a map under a mutex, bounded by storage.Limits. Records are
 // copied in and out, so no caller shares a slice with what is stored.
 //
