@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -107,7 +108,19 @@ func (t *table[T]) dropExpiredLocked(now time.Time) {
 			t.order = append(t.order, queued{q.id, t.expiry(rec).UnixNano()})
 		}
 	}
-	if t.head > len(t.order)/2 && t.head > 64 {
+	switch waiting := len(t.order) - t.head; {
+	case waiting > 2*len(t.recs)+1024:
+		// Most entries name records taken or removed before they expired (an
+		// auth request is removed at its code exchange, 15 minutes early):
+		// start again from the records there are, so the order holds no more
+		// than they do.
+		t.order = make([]queued, 0, 2*len(t.recs)+64) // the old array may be large
+		for id, rec := range t.recs {
+			t.order = append(t.order, queued{id, t.expiry(rec).UnixNano()})
+		}
+		slices.SortFunc(t.order, func(a, b queued) int { return cmp.Compare(a.expiry, b.expiry) })
+		t.head = 0
+	case t.head > len(t.order)/2 && t.head > 64:
 		t.order = append(t.order[:0], t.order[t.head:]...)
 		t.head = 0
 	}

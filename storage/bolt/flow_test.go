@@ -65,3 +65,29 @@ func TestAFlowRecordWhoseExpiryMovedLaterStays(t *testing.T) {
 		t.Errorf("the request whose expiry moved later: %v", err)
 	}
 }
+
+// Records removed before they expire (an auth request at its code exchange)
+// leave no trail: the table's order stays about as long as what it holds.
+func TestTheExpiryOrderFollowsTheRecordsHeld(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := t.Context()
+	later := time.Now().Add(time.Hour)
+	for i := range 20_000 {
+		id := "a-" + time.Duration(i).String()
+		if err := s.CreateAuthRequest(ctx, storage.AuthRequest{ID: id, ClientID: "grafana", Expiry: later}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteAuthRequest(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tbl := s.flow.authRequests
+	tbl.mu.Lock()
+	defer tbl.mu.Unlock()
+	if waiting := len(tbl.order) - tbl.head; waiting > 2*len(tbl.recs)+1024+1 {
+		t.Errorf("the order holds %d entries for %d records", waiting, len(tbl.recs))
+	}
+	if cap(tbl.order) > 10_000 {
+		t.Errorf("the order's array has room for %d entries after 20,000 create-and-delete", cap(tbl.order))
+	}
+}
