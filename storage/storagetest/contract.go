@@ -125,6 +125,90 @@ func completeLoginTests() []test {
 			_, err = s.GetSession(ctx, "s1")
 			wantErr(t, err, storage.ErrNotFound)
 		}},
+		{"every read sees a login at once, before anything else is written", func(t *testing.T, s storage.Storage) {
+			// A backend may make a login durable later (storage's package
+			// comment); it may not make it late to anyone who asks.
+			ctx := t.Context()
+			u, sess := user("union-1"), session("s1", live())
+			sess.Subject = u.Subject
+			_, err := s.CompleteLogin(ctx, storage.Login{Subject: u.Subject, Update: upsertTo(u), Session: sess})
+			must(t, err)
+			found, err := s.FindUsers(ctx, storage.UserKey{UnionID: u.UnionID})
+			must(t, err)
+			equal(t, "FindUsers by unionid", found, []storage.User{u})
+			found, err = s.FindUsers(ctx, storage.UserKey{Phone: u.Phone})
+			must(t, err)
+			equal(t, "FindUsers by phone", found, []storage.User{u})
+			all, err := s.ListUsers(ctx)
+			must(t, err)
+			equal(t, "ListUsers", all, []storage.User{u})
+			of, err := s.SessionsOf(ctx, u.Subject)
+			must(t, err)
+			equal(t, "SessionsOf", of, []storage.Session{sess})
+			c, err := s.Count(ctx)
+			must(t, err)
+			if c.Users != 1 || c.Sessions != 1 {
+				t.Errorf("Count: %d users, %d sessions; want 1 and 1", c.Users, c.Sessions)
+			}
+		}},
+		{"a login's session can be used, ended and revoked at once", func(t *testing.T, s storage.Storage) {
+			ctx := t.Context()
+			u := user("union-1")
+			for _, id := range []string{"used", "ended", "revoked"} {
+				sess := session(id, live())
+				sess.Subject = u.Subject
+				_, err := s.CompleteLogin(ctx, storage.Login{Subject: u.Subject, Update: upsertTo(u), Session: sess})
+				must(t, err)
+			}
+			must(t, s.UpdateSession(ctx, "used", func(sess storage.Session) (storage.Session, error) {
+				sess.Clients = append(sess.Clients, "gitlab")
+				return sess, nil
+			}))
+			got, err := s.GetSession(ctx, "used")
+			must(t, err)
+			if !slices.Equal(got.Clients, []string{"grafana", "gitlab"}) {
+				t.Errorf("clients after UpdateSession = %v", got.Clients)
+			}
+			must(t, s.DeleteSession(ctx, "ended"))
+			_, err = s.GetSession(ctx, "ended")
+			wantErr(t, err, storage.ErrNotFound)
+			wantErr(t, s.DeleteSession(ctx, "ended"), storage.ErrNotFound)
+			must(t, s.RevokeSubject(ctx, u.Subject))
+			for _, id := range []string{"used", "revoked"} {
+				_, err := s.GetSession(ctx, id)
+				wantErr(t, err, storage.ErrNotFound)
+			}
+			of, err := s.SessionsOf(ctx, u.Subject)
+			must(t, err)
+			if len(of) != 0 {
+				t.Errorf("SessionsOf after RevokeSubject: %d sessions", len(of))
+			}
+		}},
+		{"an administrator's change to a user just logged in sees the login and stays", func(t *testing.T, s storage.Storage) {
+			ctx := t.Context()
+			u := user("union-1")
+			_, err := s.CompleteLogin(ctx, storage.Login{Subject: u.Subject, Update: upsertTo(u), Session: session("s1", live())})
+			must(t, err)
+			_, err = s.UpsertUser(ctx, u.Subject, func(old storage.User, found bool) (storage.User, error) {
+				if !found || old.Nick != u.Nick {
+					t.Errorf("UpsertUser after a login: found=%v, nick %q", found, old.Nick)
+				}
+				old.Disabled = true
+				return old, nil
+			})
+			must(t, err)
+			later := now().Add(time.Minute)
+			_, err = s.CompleteLogin(ctx, storage.Login{Subject: u.Subject, Update: func(old storage.User, _ bool) (storage.User, error) {
+				old.LastLogin = later
+				return old, nil
+			}})
+			must(t, err)
+			got, err := s.GetUser(ctx, u.Subject)
+			must(t, err)
+			if !got.Disabled || !got.LastLogin.Equal(later) {
+				t.Errorf("after login, disable, login: Disabled=%v LastLogin=%v", got.Disabled, got.LastLogin)
+			}
+		}},
 		{"Update may not change the subject", func(t *testing.T, s storage.Storage) {
 			ctx := t.Context()
 			_, err := s.CompleteLogin(ctx, storage.Login{Subject: "union-1", Update: upsertTo(user("union-2")), Session: session("s1", live())})
