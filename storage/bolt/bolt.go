@@ -7,7 +7,10 @@
 // codes, upstream states, device authorizations) lives in this process's memory
 // only: bbolt lets one process open the file, so no other could see it anyway,
 // and a crash losing it costs the people logging in at that moment one more
-// click (see storage's package comment). A login's user and session wait in
+// click (see storage's package comment). Spent codes, kept until they expire
+// so that a replay is recognised, go to the file with the commit of their
+// token response instead: memory holds the logins in flight, not the last
+// minute of them. A login's user and session wait in
 // memory (writeback.go) for its IssueTokens, so a login is one commit, and the
 // writes on a login's path share commits across concurrent logins without
 // waiting for each other (commit.go); the rest use plain transactions.
@@ -66,6 +69,9 @@ const (
 	bucketExpiry = "expiry"
 	// bucketUserIndex (userindex.go) finds users by unionid, userid, mobile, email, username.
 	bucketUserIndex = "user_index"
+	// bucketSpentCodes keeps exchanged authorization codes until they expire,
+	// so that a replay is recognised (flow.go's ClaimAuthCode).
+	bucketSpentCodes = "spent_codes"
 
 	metaSchemaKey = "schema"
 )
@@ -74,7 +80,7 @@ func bucketNames() []string {
 	return []string{
 		bucketClients, bucketAccessTokens, bucketRefreshTokens, bucketRotated,
 		bucketUsers, bucketKeys, bucketMeta, bucketGrants, bucketSessions,
-		bucketConsents, bucketRevoked, bucketLeases, bucketExpiry, bucketUserIndex,
+		bucketConsents, bucketRevoked, bucketLeases, bucketExpiry, bucketUserIndex, bucketSpentCodes,
 	}
 }
 

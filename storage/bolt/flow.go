@@ -3,11 +3,14 @@ package bolt
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"go.etcd.io/bbolt"
 
 	"github.com/dingbridge/dingbridge/storage"
 )
@@ -380,14 +383,29 @@ func (s *Storage) CreateAuthCode(ctx context.Context, c storage.AuthCode) error 
 	return s.flow.codes.create(ctx, c.ID, c)
 }
 
-// GetAuthCode returns the code without claiming it.
+// GetAuthCode returns the code without claiming it: from the flow state while
+// it is unclaimed, afterwards from where ClaimAuthCode put it.
 func (s *Storage) GetAuthCode(ctx context.Context, id string) (storage.AuthCode, error) {
-	return s.flow.codes.get(ctx, id)
+	c, err := s.flow.codes.get(ctx, id)
+	if !errors.Is(err, storage.ErrNotFound) {
+		return c, err
+	}
+	c, found, err := s.spentCode(ctx, id)
+	if err != nil {
+		return storage.AuthCode{}, fmt.Errorf("bolt: get auth code: %w", err)
+	}
+	if !found {
+		return storage.AuthCode{}, fmt.Errorf("bolt: get auth code: %w", storage.ErrNotFound)
+	}
+	return c, nil
 }
 
-// ClaimAuthCode marks the code claimed and returns it. A claimed code stays stored
-// until it expires, so a second claim can be told apart from a bad code: it gets the
-// record with storage.ErrAlreadyUsed.
+// ClaimAuthCode marks the code claimed and returns it. A claimed code leaves
+// the flow state for the write-back, which the token response's commit takes
+// into bucketSpentCodes, where it stays until it expires: so a second claim
+// can be told apart from a bad code (it gets the record with
+// storage.ErrAlreadyUsed), and the codes of the last minute of logins are in
+// the file, not in memory.
 func (s *Storage) ClaimAuthCode(ctx context.Context, id string) (storage.AuthCode, error) {
 	if err := ctx.Err(); err != nil {
 		return storage.AuthCode{}, fmt.Errorf("bolt: claim auth code: %w", err)
@@ -395,17 +413,47 @@ func (s *Storage) ClaimAuthCode(ctx context.Context, id string) (storage.AuthCod
 	now := time.Now()
 	t := s.flow.codes
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	code, ok := t.getLocked(id, now)
-	if !ok {
+	defer t.mu.Unlock() // held until the code is in the write-back: no claim finds it nowhere
+	if code, ok := t.getLocked(id, now); ok {
+		code.ClaimedAt = now.UTC()
+		delete(t.recs, id)
+		s.pending.mu.Lock()
+		s.pending.codes[id] = code
+		s.pending.deferred()
+		s.pending.mu.Unlock()
+		return code, nil
+	}
+	code, found, err := s.spentCode(ctx, id)
+	if err != nil {
+		return storage.AuthCode{}, fmt.Errorf("bolt: claim auth code: %w", err)
+	}
+	if !found {
 		return storage.AuthCode{}, fmt.Errorf("bolt: claim auth code: %w", storage.ErrNotFound)
 	}
-	if !code.ClaimedAt.IsZero() {
-		return code, fmt.Errorf("bolt: claim auth code: %w", storage.ErrAlreadyUsed)
+	return code, fmt.Errorf("bolt: claim auth code: %w", storage.ErrAlreadyUsed)
+}
+
+// spentCode finds a claimed, unexpired code: in the write-back, or else in the
+// file (the write-back first, as for users).
+func (s *Storage) spentCode(ctx context.Context, id string) (storage.AuthCode, bool, error) {
+	now := time.Now()
+	s.pending.mu.Lock()
+	c, ok := s.pending.codes[id]
+	s.pending.mu.Unlock()
+	if !ok {
+		err := s.view(ctx, func(tx *bbolt.Tx) error {
+			var err error
+			ok, err = get(tx.Bucket([]byte(bucketSpentCodes)), id, &c)
+			return err
+		})
+		if err != nil {
+			return storage.AuthCode{}, false, err
+		}
 	}
-	code.ClaimedAt = now.UTC()
-	t.recs[id] = code
-	return code, nil
+	if !ok || expired(c.Expiry, now) {
+		return storage.AuthCode{}, false, nil
+	}
+	return c, true, nil
 }
 
 // CreateUpstreamState stores st, or fails with storage.ErrAlreadyExists.

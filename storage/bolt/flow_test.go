@@ -1,6 +1,8 @@
 package bolt
 
 import (
+	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -89,5 +91,58 @@ func TestTheExpiryOrderFollowsTheRecordsHeld(t *testing.T) {
 	}
 	if cap(tbl.order) > 10_000 {
 		t.Errorf("the order's array has room for %d entries after 20,000 create-and-delete", cap(tbl.order))
+	}
+}
+
+// A claimed code leaves memory for the file with the next commit, and is still
+// recognised as used there, after a restart too.
+func TestSpentCodesGoToTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dingbridge.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	code := storage.AuthCode{ID: "code-1", AuthRequestID: "grant-1", ClientID: "grafana", RedirectURI: "https://grafana.example.com/login",
+		CodeChallenge: "challenge", CodeChallengeMethod: "S256", Expiry: time.Now().Add(time.Minute)}
+	if err := s.CreateAuthCode(ctx, code); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimAuthCode(ctx, "code-1"); err != nil {
+		t.Fatal(err)
+	}
+	a, r := benchTokens("grant-1")
+	if err := s.IssueTokens(ctx, a, r, storage.Rotation{}); err != nil {
+		t.Fatal(err)
+	}
+	s.flow.codes.mu.Lock()
+	inMemory := len(s.flow.codes.recs)
+	s.flow.codes.mu.Unlock()
+	if inMemory != 0 || !s.pending.empty() {
+		t.Errorf("after the token commit: %d codes in the flow state, write-back empty %v", inMemory, s.pending.empty())
+	}
+	if !inFile(t, s, bucketSpentCodes, "code-1") {
+		t.Error("the spent code is not in the file after the token response's commit")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.ClaimAuthCode(ctx, "code-1")
+	if !errors.Is(err, storage.ErrAlreadyUsed) {
+		t.Fatalf("claim after a restart: %v, want ErrAlreadyUsed", err)
+	}
+	if got.AuthRequestID != "grant-1" || got.CodeChallenge != "challenge" || got.RedirectURI != code.RedirectURI || got.ClaimedAt.IsZero() {
+		t.Errorf("the spent code came back as %+v", got)
+	}
+	r2, err := s.GarbageCollect(ctx, time.Now().Add(2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.AuthCodes != 1 || inFile(t, s, bucketSpentCodes, "code-1") {
+		t.Errorf("the sweep after its expiry: %d codes removed, still in the file %v", r2.AuthCodes, inFile(t, s, bucketSpentCodes, "code-1"))
 	}
 }

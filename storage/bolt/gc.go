@@ -72,6 +72,7 @@ func (s *Storage) GarbageCollect(ctx context.Context, now time.Time) (storage.GC
 		r.AccessTokens += chunk.AccessTokens
 		r.RefreshTokens += chunk.RefreshTokens
 		r.Sessions += chunk.Sessions
+		r.AuthCodes += chunk.AuthCodes
 	}
 }
 
@@ -118,6 +119,18 @@ func collect(tx *bbolt.Tx, key []byte, now time.Time, r *storage.GCResult) error
 			r.Sessions++
 			return nil
 		}
+	case kindSpentCode:
+		var rec expiring
+		ok, err := get(tx.Bucket([]byte(bucketSpentCodes)), id, &rec)
+		if err != nil {
+			return fmt.Errorf("decode spent code: %w", err)
+		}
+		if ok && expired(rec.Expiry, now) {
+			if err := tx.Bucket([]byte(bucketSpentCodes)).Delete([]byte(id)); err != nil {
+				return err
+			}
+			r.AuthCodes++
+		}
 	case kindRevocation:
 		if until, ok := revokedUntil(tx, id); ok && expired(until, now) {
 			if err := tx.Bucket([]byte(bucketRevoked)).Delete([]byte(id)); err != nil {
@@ -135,6 +148,7 @@ func (s *Storage) Count(ctx context.Context) (storage.RecordCounts, error) {
 	// What the write-back adds to or takes from the file's counts.
 	var users, sessions int
 	s.pending.mu.Lock()
+	codes := len(s.pending.codes)
 	for _, p := range s.pending.users {
 		if !p.inFile {
 			users++
@@ -153,13 +167,14 @@ func (s *Storage) Count(ctx context.Context) (storage.RecordCounts, error) {
 		n := func(name string) int { return tx.Bucket([]byte(name)).Stats().KeyN }
 		c.AccessTokens, c.RefreshTokens = n(bucketAccessTokens), n(bucketRefreshTokens)
 		c.Sessions, c.Users, c.Clients, c.Consents = n(bucketSessions)+sessions, n(bucketUsers)+users, n(bucketClients), n(bucketConsents)
+		c.AuthCodes = n(bucketSpentCodes) + codes // spent ones; those not yet claimed are added below
 		return nil
 	})
 	if err != nil {
 		return c, fmt.Errorf("bolt: count: %w", err)
 	}
 	now := time.Now()
-	c.AuthRequests, c.AuthCodes = s.flow.authRequests.count(now), s.flow.codes.count(now)
+	c.AuthRequests, c.AuthCodes = s.flow.authRequests.count(now), c.AuthCodes+s.flow.codes.count(now)
 	c.UpstreamStates, c.Devices = s.flow.states.count(now), s.flow.devices.count(now)
 	return c, nil
 }

@@ -22,6 +22,7 @@ const (
 	kindRefresh    byte = 'r' // live or rotated (tombstone)
 	kindSession    byte = 's'
 	kindRevocation byte = 'g'
+	kindSpentCode  byte = 'c'
 )
 
 // expiryNanos maps t to the index's order. Times before 1970 (a zero Expiry:

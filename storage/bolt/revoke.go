@@ -68,14 +68,16 @@ func (s *Storage) RevokeClient(ctx context.Context, clientID string) error {
 		if err := deleteTokensWhere(tx, match); err != nil {
 			return err
 		}
-		b := tx.Bucket([]byte(bucketConsents))
-		keys, err := matching(b, match)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
+		for _, name := range []string{bucketConsents, bucketSpentCodes} {
+			b := tx.Bucket([]byte(name))
+			keys, err := matching(b, match)
+			if err != nil {
 				return err
+			}
+			for _, k := range keys {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

@@ -15,6 +15,8 @@ import (
 // here before its own writes, and after it committed forgets what it applied.
 // Reads of users and sessions look here before the file.
 //
+// ClaimAuthCode moves a spent code here too, on its way to bucketSpentCodes.
+//
 // CompleteLogin and UpdateSession stop there: the person's user record and
 // SSO session become durable with the next commit, which on a login's path is
 // the IssueTokens of the same login's code exchange. So a login costs one
@@ -35,9 +37,12 @@ type writeBack struct {
 	seq      uint64 // increases with every change held here
 	users    map[string]*pendingUser
 	sessions map[string]*pendingSession
-	timer    *time.Timer // armed while something waits, see maxWriteBack
-	flush    func()      // commits the write-back; run by timer
-	closed   bool
+	// codes are authorization codes just claimed, on their way from the flow
+	// state in memory to bucketSpentCodes; they never change once here.
+	codes  map[string]storage.AuthCode
+	timer  *time.Timer // armed while something waits, see maxWriteBack
+	flush  func()      // commits the write-back; run by timer
+	closed bool
 }
 
 type pendingUser struct {
@@ -54,13 +59,15 @@ type pendingSession struct {
 }
 
 func newWriteBack(flush func()) *writeBack {
-	return &writeBack{users: map[string]*pendingUser{}, sessions: map[string]*pendingSession{}, flush: flush}
+	return &writeBack{users: map[string]*pendingUser{}, sessions: map[string]*pendingSession{},
+		codes: map[string]storage.AuthCode{}, flush: flush}
 }
 
 // writeBackSnapshot is what one transaction applied: each key's seq then.
 type writeBackSnapshot struct {
 	users    map[string]uint64
 	sessions map[string]uint64
+	codes    []string
 }
 
 // apply writes everything held into tx and returns what it wrote.
@@ -68,7 +75,7 @@ func (w *writeBack) apply(tx *bbolt.Tx) (writeBackSnapshot, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var snap writeBackSnapshot
-	if len(w.users) == 0 && len(w.sessions) == 0 {
+	if w.emptyLocked() {
 		return snap, nil
 	}
 	snap.users = make(map[string]uint64, len(w.users))
@@ -93,6 +100,15 @@ func (w *writeBack) apply(tx *bbolt.Tx) (writeBackSnapshot, error) {
 			return snap, err
 		}
 		snap.sessions[id] = p.seq
+	}
+	for id, c := range w.codes {
+		if err := put(tx.Bucket([]byte(bucketSpentCodes)), id, c); err != nil {
+			return snap, err
+		}
+		if err := indexExpiry(tx, c.Expiry, kindSpentCode, id); err != nil {
+			return snap, err
+		}
+		snap.codes = append(snap.codes, id)
 	}
 	return snap, nil
 }
@@ -119,7 +135,7 @@ func writeSession(tx *bbolt.Tx, id string, p *pendingSession) error {
 
 // committed forgets what snap applied, unless it changed again since.
 func (w *writeBack) committed(snap writeBackSnapshot) {
-	if snap.users == nil && snap.sessions == nil {
+	if snap.users == nil && snap.sessions == nil && snap.codes == nil {
 		return
 	}
 	w.mu.Lock()
@@ -142,10 +158,17 @@ func (w *writeBack) committed(snap writeBackSnapshot) {
 			}
 		}
 	}
-	if len(w.users) == 0 && len(w.sessions) == 0 && w.timer != nil {
+	for _, id := range snap.codes {
+		delete(w.codes, id)
+	}
+	if w.emptyLocked() && w.timer != nil {
 		w.timer.Stop()
 		w.timer = nil
 	}
+}
+
+func (w *writeBack) emptyLocked() bool {
+	return len(w.users) == 0 && len(w.sessions) == 0 && len(w.codes) == 0
 }
 
 // deferred arms the timer that commits a change nobody waits for. w.mu is held.
@@ -162,7 +185,7 @@ func (w *writeBack) fire() {
 	w.flush()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.users) > 0 || len(w.sessions) > 0 {
+	if !w.emptyLocked() {
 		w.deferred() // the commit failed: try again later
 	}
 }
@@ -182,7 +205,7 @@ func (w *writeBack) close() {
 func (w *writeBack) empty() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.users) == 0 && len(w.sessions) == 0
+	return w.emptyLocked()
 }
 
 // user returns the held version of subject's user: ok false when the file's is current.
