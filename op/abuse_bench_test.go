@@ -32,7 +32,7 @@ var serveDefaults = op.RateLimit{PerSecond: 10, Burst: 50}
 // time, half of them GETs with ordinary parameters and half POSTs with a 31 KB
 // state and nonce, and never logs in. Reported: how many auth requests ended
 // up stored, how much the database file grew, and how the requests were
-// answered (302 to the login step, 302 back to the client with an error, 429).
+// answered (302 on to DingTalk, 302 back to the client with an error, 429).
 //
 //	go test -run ^$ -bench AuthorizeFlood -benchtime 20000x ./op
 func BenchmarkAuthorizeFlood(b *testing.B) {
@@ -69,10 +69,10 @@ func BenchmarkAuthorizeFlood(b *testing.B) {
 				resp.Body.Close()
 				loc := resp.Header.Get("Location")
 				switch {
-				case resp.StatusCode == http.StatusFound && strings.Contains(loc, "/login?"):
-					toLogin.Add(1)
 				case resp.StatusCode == http.StatusFound && strings.Contains(loc, "error="):
 					toClientWithError.Add(1)
+				case resp.StatusCode == http.StatusFound && strings.HasPrefix(loc, e.dingtalk.URL):
+					toLogin.Add(1)
 				case resp.StatusCode == http.StatusTooManyRequests:
 					limited.Add(1)
 				default:

@@ -19,8 +19,9 @@ import (
 )
 
 // The login step, as DESIGN.md draws it: zitadel sends the browser to /login with a
-// pending auth request; we send it on to DingTalk with a fresh state bound to that
-// request and to this browser; DingTalk sends it back to /callback/<connector>;
+// pending auth request (loginInline serves that step within /authorize's own
+// answer); we send it on to DingTalk with a fresh state bound to that request
+// and to this browser; DingTalk sends it back to /callback/<connector>;
 // we check the state, ask the connector who logged in, record the person, mark
 // the auth request done and hand it back to zitadel, which issues the code.
 

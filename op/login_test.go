@@ -427,3 +427,59 @@ func TestClientThatRequiresPKCE(t *testing.T) {
 		t.Fatalf("with PKCE: %v", err)
 	}
 }
+
+// /authorize serves the login step in its own answer: a valid request is sent
+// straight on to DingTalk, with the browser-binding cookie the callback checks,
+// and what zitadel answers otherwise (an error for the client) goes out as it was.
+func TestAuthorizeGoesStraightToDingTalk(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	party := e.relyingParty(rpClientID, rpSecret, rpRedirectURI)
+	b := newBrowser(t)
+	hops := []string{}
+	follow := b.client.CheckRedirect
+	b.client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		hops = append(hops, req.URL.Scheme+"://"+req.URL.Host+req.URL.Path)
+		return follow(req, via)
+	}
+	noFollow := &http.Client{Jar: b.client.Jar, Transport: sharedTransport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	a := &loginAttempt{}
+	resp, err := noFollow.Get(e.authorizeURL(party, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, e.dingtalk.URL+"/oauth2/auth?") {
+		t.Fatalf("/authorize answered %d to %q, want 302 to DingTalk's login", resp.StatusCode, loc)
+	}
+	if len(resp.Cookies()) == 0 || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("/authorize's answer: cookies %v, Cache-Control %q; want the browser binding and no-store", resp.Cookies(), resp.Header.Get("Cache-Control"))
+	}
+	// The whole login: /authorize, DingTalk, /callback, the client; no /login.
+	tokens, err := exchange(t, party, b.loginAt(e.authorizeURL(party, a)), a)
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	if tokens.IDTokenClaims.Subject != e.user.UnionID {
+		t.Errorf("sub %q", tokens.IDTokenClaims.Subject)
+	}
+	want := []string{e.dingtalk.URL + "/oauth2/auth", e.issuer + "/callback/dingtalk", rpRedirectURI}
+	if !slices.Equal(hops, want) {
+		t.Errorf("redirects %q, want %q", hops, want)
+	}
+
+	// An error zitadel sends back to the client is not taken for the login step.
+	plain := &loginAttempt{extra: []rp.AuthURLOpt{rp.AuthURLOpt(rp.WithURLParam("code_challenge_method", "plain"))}}
+	resp, err = noFollow.Get(e.authorizeURL(party, plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	back, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(back.String(), rpRedirectURI) ||
+		back.Query().Get("error") != "invalid_request" || back.Query().Get("state") != plain.state {
+		t.Errorf("plain PKCE: %d to %q, want the client's redirect URI with invalid_request and its state", resp.StatusCode, back)
+	}
+}

@@ -240,7 +240,7 @@ func (p *Provider) routes() http.Handler {
 	r.With(p.rateLimit).Get("/callback/{connector}", p.callback)
 	r.With(p.rateLimit).Post("/callback/{connector}/inapp", p.inAppCallback)
 	r.Get("/logged-out", p.loggedOut)
-	r.With(p.rateLimit).Handle("/authorize", p.checkAuthorize(p.oidc))
+	r.With(p.rateLimit).Handle("/authorize", p.checkAuthorize(p.loginInline(p.oidc)))
 	r.With(publicAPICORS).HandleFunc(oidc.DiscoveryEndpoint, p.discovery)
 	r.With(publicAPICORS, p.guardClientAuth, withTokenGrant, p.countTokenGrants).Handle(p.oidc.TokenEndpoint().Relative(), p.tokenEndpoint(p.oidc))
 	r.With(publicAPICORS).HandleFunc(p.oidc.UserinfoEndpoint().Relative(), p.userinfo)

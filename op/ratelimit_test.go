@@ -65,7 +65,8 @@ func TestTokenEndpointIsRateLimited(t *testing.T) {
 // exchanging codes for everyone from one address is never throttled (it was,
 // at the per-address browser limit).
 func TestTokenEndpointDoesNotCountSuccesses(t *testing.T) {
-	// A burst of 3 is the login's own browser requests: /authorize, /login, /callback.
+	// A burst of 3 covers the login's own browser requests: /authorize (which serves
+	// the login step itself) and /callback.
 	e := newEnv(t, envOptions{rateLimit: op.RateLimit{PerSecond: 0.001, Burst: 3}})
 	party := e.relyingParty(rpClientID, rpSecret, rpRedirectURI)
 	tokens, _ := e.login(t, party)
