@@ -161,7 +161,6 @@ func TestAccessLogOfALogin(t *testing.T) {
 	}
 	for route, want := range map[string][]string{
 		"/authorize":            {"method=GET", "status=302", "client=" + rpClientID},
-		"/login":                {"method=GET", "status=302", "client=" + rpClientID},
 		"/callback/{connector}": {"method=GET", "status=302", "client=" + rpClientID},
 		"/oauth/token":          {"method=POST", "status=200", "client=" + rpClientID},
 	} {
