@@ -10,9 +10,8 @@ import (
 // loginInline serves the login step in /authorize's own answer. zitadel
 // answers a valid authorization request by redirecting to our /login, and the
 // browser would only come straight back for it: serving it here spares every
-// login that round trip (a request, a TLS record, the auth request read
-// again). /login stays for the links on our pages (retry, connector choice) and
-// the device flow.
+// login that round trip. /login stays for the links on our pages (retry,
+// connector choice) and for the device flow.
 //
 // Only a 302 to the login URL that the clients' LoginURL builds is taken over;
 // every other answer of zitadel (errors redirected to the client, error pages)
