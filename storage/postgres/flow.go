@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/dingbridge/dingbridge/storage"
 )
 
@@ -25,6 +28,11 @@ type recordTable[T any] struct {
 	id      func(T) string
 	ownerOf func(T) string
 	expiry  func(T) time.Time
+	// lazyUpdates: an update returns without waiting for the WAL flush, durable
+	// with the next synchronous commit on the server (storage's package
+	// comment: a session used again for an SSO login, whose token response
+	// commits synchronously after it).
+	lazyUpdates bool
 }
 
 var (
@@ -36,9 +44,10 @@ var (
 	}
 	sessions = recordTable[storage.Session]{
 		what: "session", table: "sessions", owner: "subject",
-		id:      func(s storage.Session) string { return s.ID },
-		ownerOf: func(s storage.Session) string { return s.Subject },
-		expiry:  func(s storage.Session) time.Time { return s.Expiry },
+		id:          func(s storage.Session) string { return s.ID },
+		ownerOf:     func(s storage.Session) string { return s.Subject },
+		expiry:      func(s storage.Session) time.Time { return s.Expiry },
+		lazyUpdates: true,
 	}
 )
 
@@ -88,8 +97,19 @@ func (k recordTable[T]) update(ctx context.Context, s *Storage, id string, fn fu
 		if data, err = encode(rec); err != nil {
 			return false, err
 		}
-		tag, err := s.pool.Exec(ctx, write, id, rev, data, k.ownerOf(rec), k.expiry(rec))
-		return err == nil && tag.RowsAffected() == 1, err
+		if !k.lazyUpdates {
+			tag, err := s.pool.Exec(ctx, write, id, rev, data, k.ownerOf(rec), k.expiry(rec))
+			return err == nil && tag.RowsAffected() == 1, err
+		}
+		// One round trip: a batch is one implicit transaction, so SET LOCAL
+		// holds for the UPDATE's commit.
+		b := &pgx.Batch{}
+		b.Queue("SET LOCAL synchronous_commit = off")
+		written := b.Queue(write, id, rev, data, k.ownerOf(rec), k.expiry(rec))
+		var rows int64
+		written.Exec(func(tag pgconn.CommandTag) error { rows = tag.RowsAffected(); return nil })
+		err = s.pool.SendBatch(ctx, b).Close()
+		return err == nil && rows == 1, err
 	})
 	return wrap("update "+k.what, err)
 }
