@@ -93,6 +93,8 @@ type envOptions struct {
 	// embedded runs the first connector's login in our own page, with branding.
 	embedded bool
 	branding op.Branding
+	// wrapStorage, when set, stands between the provider and its database.
+	wrapStorage func(storage.Storage) storage.Storage
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -174,10 +176,14 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	if logger == nil {
 		logger = testLogger(t)
 	}
+	var store storage.Storage = e.store
+	if opts.wrapStorage != nil {
+		store = opts.wrapStorage(store)
+	}
 	e.provider, err = op.New(ctx, op.Config{
 		Issuer:     e.issuer,
 		Connectors: connectors,
-		Storage:    e.store,
+		Storage:    store,
 		Keys:       km,
 		StaticClients: []op.StaticClient{
 			{ID: rpClientID, Name: "Grafana", Secret: rpSecret, RedirectURIs: []string{rpRedirectURI}, PostLogoutRedirectURIs: []string{rpLoggedOut}, BackchannelLogoutURI: opts.backchannelLogoutURI},

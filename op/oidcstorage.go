@@ -214,12 +214,11 @@ func (s *oidcStorage) CreateAccessToken(ctx context.Context, req zop.TokenReques
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	err = s.p.store.IssueTokens(ctx, at, nil, storage.Rotation{})
-	if errors.Is(err, storage.ErrRevoked) {
-		return "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the grant was revoked")
-	}
+	err = commitTokens(ctx, func(ctx context.Context) error {
+		return s.issued(ctx, s.p.store.IssueTokens(ctx, at, nil, storage.Rotation{}), at, time.Time{}, false)
+	})
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
+		return "", time.Time{}, err
 	}
 	return at.ID, at.Expiry, nil
 }
@@ -263,20 +262,31 @@ func (s *oidcStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.
 	if rt.GrantExpiry.Before(rt.Expiry) {
 		rt.Expiry = rt.GrantExpiry
 	}
-	err = s.p.store.IssueTokens(ctx, at, &rt, rotate)
-	if errors.Is(err, storage.ErrAlreadyUsed) {
-		return "", "", time.Time{}, s.refreshReused(ctx, rt.GrantID, rt.ClientID, s.revocationEnd(rt.GrantExpiry))
-	}
-	if errors.Is(err, storage.ErrRevoked) {
-		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the grant was revoked")
-	}
-	if errors.Is(err, storage.ErrNotFound) && rotate.ID != "" {
-		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token expired or revoked")
-	}
+	err = commitTokens(ctx, func(ctx context.Context) error {
+		return s.issued(ctx, s.p.store.IssueTokens(ctx, at, &rt, rotate), at, rt.GrantExpiry, rotate.ID != "")
+	})
 	if err != nil {
-		return "", "", time.Time{}, fmt.Errorf("store tokens: %w", err)
+		return "", "", time.Time{}, err
 	}
 	return at.ID, raw, at.Expiry, nil
+}
+
+// issued maps what IssueTokens answered for the tokens of at's grant (which
+// ends at grantEnd) to what the client is told. A rotated token presented
+// again means it leaked: its login is revoked.
+func (s *oidcStorage) issued(ctx context.Context, err error, at storage.AccessToken, grantEnd time.Time, rotating bool) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrAlreadyUsed):
+		return s.refreshReused(ctx, at.GrantID, at.ClientID, s.revocationEnd(grantEnd))
+	case errors.Is(err, storage.ErrRevoked):
+		return oidc.ErrInvalidGrant().WithDescription("the grant was revoked")
+	case errors.Is(err, storage.ErrNotFound) && rotating:
+		return oidc.ErrInvalidGrant().WithDescription("refresh token expired or revoked")
+	default:
+		return fmt.Errorf("store tokens: %w", err)
+	}
 }
 
 func (s *oidcStorage) TokenRequestByRefreshToken(ctx context.Context, token string) (zop.RefreshTokenRequest, error) {

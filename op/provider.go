@@ -242,7 +242,7 @@ func (p *Provider) routes() http.Handler {
 	r.Get("/logged-out", p.loggedOut)
 	r.With(p.rateLimit).Handle("/authorize", p.checkAuthorize(p.loginInline(p.oidc)))
 	r.With(publicAPICORS).HandleFunc(oidc.DiscoveryEndpoint, p.discovery)
-	r.With(publicAPICORS, p.guardClientAuth, withTokenGrant, p.countTokenGrants).Handle(p.oidc.TokenEndpoint().Relative(), p.tokenEndpoint(p.oidc))
+	r.With(publicAPICORS, p.guardClientAuth, withTokenGrant, p.countTokenGrants).Handle(p.oidc.TokenEndpoint().Relative(), p.tokenEndpoint(answerAfterCommit(p.log, p.oidc)))
 	r.With(publicAPICORS).HandleFunc(p.oidc.UserinfoEndpoint().Relative(), p.userinfo)
 	r.With(p.guardClientAuth).HandleFunc(p.oidc.IntrospectionEndpoint().Relative(), p.introspect)
 	r.With(publicAPICORS, p.guardClientAuth).Handle(p.oidc.RevocationEndpoint().Relative(), revokeIgnoresHint(p.oidc))
