@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,11 @@ type result struct {
 	measured    bool
 	cpuPerOp    time.Duration
 	rssAnonPeak int64 // bytes
+	// loadCPUPerOp is this process's own CPU per successful operation (the
+	// client, and the fake DingTalk when it runs here), also when measured: on
+	// a machine the load shares with the provider, the provider's CPU per
+	// operation plus this is what one operation costs the machine.
+	loadCPUPerOp time.Duration
 }
 
 func (r result) opsPerSecond() float64 {
@@ -41,7 +47,7 @@ func (r result) line() string {
 	s := fmt.Sprintf("RESULT mode=%s ok=%d ops_per_s=%.1f p50_ms=%.2f p99_ms=%.2f errors=%d",
 		r.mode, r.ok, r.opsPerSecond(), ms(percentile(r.latencies, 0.50)), ms(percentile(r.latencies, 0.99)), r.errors)
 	if r.measured {
-		s += fmt.Sprintf(" cpu_ms_per_op=%.3f rss_anon_mb=%.1f", ms(r.cpuPerOp), float64(r.rssAnonPeak)/(1<<20))
+		s += fmt.Sprintf(" cpu_ms_per_op=%.3f rss_anon_mb=%.1f load_cpu_ms_per_op=%.3f", ms(r.cpuPerOp), float64(r.rssAnonPeak)/(1<<20), ms(r.loadCPUPerOp))
 	}
 	return s
 }
@@ -118,6 +124,7 @@ func runLoad(ctx context.Context, o options, t target, stdout, stderr io.Writer)
 	warm := make(chan struct{})
 	var watchErr error
 	var connsAtStart int64
+	var selfAtStart time.Duration // this process's CPU when the measured part began
 	go func() {
 		defer close(warm)
 		select {
@@ -129,7 +136,9 @@ func runLoad(ctx context.Context, o options, t target, stdout, stderr io.Writer)
 			connsAtStart = t.upstreamConns.Load()
 		}
 		if t.pid != 0 {
-			watch, watchErr = startProcWatch(t.pid)
+			if watch, watchErr = startProcWatch(t.pid); watchErr == nil {
+				selfAtStart, watchErr = cpuTime(os.Getpid())
+			}
 		}
 	}()
 	for w := range o.concurrency {
@@ -175,10 +184,15 @@ func runLoad(ctx context.Context, o options, t target, stdout, stderr io.Writer)
 		if err != nil {
 			return result{}, fmt.Errorf("watch provider: %w", err)
 		}
+		self, err := cpuTime(os.Getpid())
+		if err != nil {
+			return result{}, fmt.Errorf("own CPU time: %w", err)
+		}
 		res.measured = true
 		res.rssAnonPeak = peak.anon
 		if res.ok > 0 {
 			res.cpuPerOp = cpu / time.Duration(res.ok)
+			res.loadCPUPerOp = (self - selfAtStart) / time.Duration(res.ok)
 		}
 		fmt.Fprintf(stdout, "provider pid %d: %.2f CPU-s in %.2f s (%.0f%% of one core); peak RSS %.1f MB, of it anonymous %.1f MB, file-backed %.1f MB\n",
 			t.pid, cpu.Seconds(), res.elapsed.Seconds(), 100*cpu.Seconds()/res.elapsed.Seconds(),

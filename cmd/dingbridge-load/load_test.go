@@ -43,7 +43,7 @@ func buildDingbridge(t *testing.T) string {
 	return bin
 }
 
-var resultLine = regexp.MustCompile(`^RESULT mode=(\w+) ok=(\d+) ops_per_s=[0-9.]+ p50_ms=[0-9.]+ p99_ms=[0-9.]+ errors=(\d+)( cpu_ms_per_op=[0-9.]+ rss_anon_mb=[0-9.]+)?$`)
+var resultLine = regexp.MustCompile(`^RESULT mode=(\w+) ok=(\d+) ops_per_s=[0-9.]+ p50_ms=[0-9.]+ p99_ms=[0-9.]+ errors=(\d+)( cpu_ms_per_op=[0-9.]+ rss_anon_mb=[0-9.]+ load_cpu_ms_per_op=[0-9.]+)?$`)
 
 // checkResult asserts the output's last line is a RESULT line of mode with
 // operations done and none failed, and reports whether the provider was measured.
@@ -223,8 +223,8 @@ func TestResultLine(t *testing.T) {
 	if got, want := r.line(), "RESULT mode=refresh ok=100 ops_per_s=25.0 p50_ms=50.00 p99_ms=99.00 errors=2"; got != want {
 		t.Errorf("line = %q\nwant   %q", got, want)
 	}
-	r.measured, r.cpuPerOp, r.rssAnonPeak = true, 1500*time.Microsecond, 12<<20
-	if got := r.line(); !strings.HasSuffix(got, " errors=2 cpu_ms_per_op=1.500 rss_anon_mb=12.0") {
+	r.measured, r.cpuPerOp, r.rssAnonPeak, r.loadCPUPerOp = true, 1500*time.Microsecond, 12<<20, 750*time.Microsecond
+	if got := r.line(); !strings.HasSuffix(got, " errors=2 cpu_ms_per_op=1.500 rss_anon_mb=12.0 load_cpu_ms_per_op=0.750") {
 		t.Errorf("line = %q", got)
 	}
 }

@@ -18,7 +18,8 @@
 //	RESULT mode=login ok=1234 ops_per_s=205.3 p50_ms=3.9 p99_ms=12.1 errors=0
 //
 // with cpu_ms_per_op and rss_anon_mb appended when it measured the provider's
-// process (-provider or -provider-pid).
+// process (-provider or -provider-pid), and load_cpu_ms_per_op, its own CPU
+// per operation, with them.
 package main
 
 import (
