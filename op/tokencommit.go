@@ -5,6 +5,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"runtime"
+	"sync/atomic"
 
 	zop "github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -19,6 +21,12 @@ import (
 // answer with its OAuth error, mapped by the same code as before
 // (oidcStorage.issued), so the client sees exactly what it saw when the commit
 // came first.
+//
+// The overlap is for a machine with a CPU to spare while the commit waits for
+// the disk. With as many token requests in flight as the process has CPUs,
+// there is none (the other requests fill them), and the overlap would only add
+// a goroutine's hand-offs to each request: the commit then runs in line, as
+// zitadel calls it.
 
 type tokenCommitKey struct{}
 
@@ -37,7 +45,14 @@ type tokenCommit struct {
 
 // answerAfterCommit wraps zitadel's token endpoint: see above.
 func answerAfterCommit(log *slog.Logger, next http.Handler) http.Handler {
+	var inFlight atomic.Int64
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		if n > int64(runtime.GOMAXPROCS(0)) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		c := &tokenCommit{request: r.Context(), done: make(chan struct{})}
 		held := &heldAnswer{header: make(http.Header)}
 		next.ServeHTTP(held, r.WithContext(context.WithValue(r.Context(), tokenCommitKey{}, c)))
@@ -53,10 +68,10 @@ func answerAfterCommit(log *slog.Logger, next http.Handler) http.Handler {
 }
 
 // commitTokens runs commit, which stores a token request's tokens and maps what
-// storage answered to the client's error. Within a token request it runs in
-// its own goroutine and commitTokens returns nil at once: the request's answer
-// waits for it (answerAfterCommit). Elsewhere, or for a second commit in one
-// request, it runs before commitTokens returns, under ctx.
+// storage answered to the client's error. Within a token request that
+// answerAfterCommit overlaps, it runs in its own goroutine and commitTokens
+// returns nil at once: the request's answer waits for it. Otherwise, or for a
+// second commit in one request, it runs before commitTokens returns, under ctx.
 func commitTokens(ctx context.Context, commit func(context.Context) error) error {
 	c, ok := ctx.Value(tokenCommitKey{}).(*tokenCommit)
 	if !ok || c.started {

@@ -6,7 +6,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -56,5 +59,55 @@ func TestAFailedTokenCommitIsTheAnswer(t *testing.T) {
 	answerAfterCommit(slog.New(slog.DiscardHandler), zitadel).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/oauth/token", nil))
 	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), `"server_error"`) || strings.Contains(rec.Body.String(), "access_token") {
 		t.Fatalf("answer %d %q, want a server_error without the tokens", rec.Code, rec.Body)
+	}
+}
+
+// With as many token requests in flight as there are CPUs, the next one's
+// commit runs in line: no CPU is left for the overlap to use.
+func TestABusyTokenEndpointCommitsInLine(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	release := make(chan struct{})
+	started := make(chan struct{}, procs)
+	var inLine []bool
+	var mu sync.Mutex
+	zitadel := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var finished atomic.Bool
+		_ = commitTokens(r.Context(), func(context.Context) error {
+			if r.Header.Get("X-Hold") != "" {
+				started <- struct{}{}
+				<-release
+			}
+			finished.Store(true)
+			return nil
+		})
+		mu.Lock()
+		inLine = append(inLine, finished.Load()) // a held commit cannot have finished yet
+		mu.Unlock()
+		_, _ = w.Write([]byte(`{}`))
+	})
+	h := answerAfterCommit(slog.New(slog.DiscardHandler), zitadel)
+	var wg sync.WaitGroup
+	for range procs {
+		req := httptest.NewRequest(http.MethodPost, "/oauth/token", nil)
+		req.Header.Set("X-Hold", "1")
+		wg.Go(func() { h.ServeHTTP(httptest.NewRecorder(), req) })
+	}
+	for range procs {
+		<-started // every one of them is in flight, its commit running
+	}
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/oauth/token", nil))
+	close(release)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	// The held requests answered commitTokens first (their commits went on
+	// in the background), the one beyond them last.
+	if len(inLine) != procs+1 || !inLine[procs] {
+		t.Fatalf("commits in line %v: want the request beyond %d in flight to commit in line", inLine, procs)
+	}
+	for i, ran := range inLine[:procs] {
+		if ran {
+			t.Errorf("request %d of those in flight committed in line; want it overlapped while the endpoint had CPUs to spare", i)
+		}
 	}
 }
