@@ -1,6 +1,7 @@
 package op
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -241,4 +242,39 @@ func revokeIgnoresHint(next http.Handler) http.Handler {
 		r.PostForm.Del("token_type_hint")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// heldAnswer keeps a whole answer (a token response, a logout's redirect: a
+// few kilobytes) until its handler's caller decides what goes out.
+type heldAnswer struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (h *heldAnswer) Header() http.Header { return h.header }
+
+func (h *heldAnswer) WriteHeader(code int) {
+	if h.status == 0 {
+		h.status = code
+	}
+}
+
+func (h *heldAnswer) Write(b []byte) (int, error) {
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	return h.body.Write(b)
+}
+
+// sendTo writes the held answer to w; its header fields replace w's.
+func (h *heldAnswer) sendTo(w http.ResponseWriter) {
+	for k, v := range h.header {
+		w.Header()[k] = v
+	}
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	w.WriteHeader(h.status)
+	_, _ = w.Write(h.body.Bytes())
 }

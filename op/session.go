@@ -1,7 +1,6 @@
 package op
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -159,24 +158,18 @@ func (p *Provider) endSession(next http.Handler) http.Handler {
 			p.confirmLogout(w, r, sessionID)
 			return
 		}
-		rec := &logoutRecorder{header: http.Header{}}
+		// zitadel's answer is held until we know whether it refused.
+		rec := &heldAnswer{header: http.Header{}}
 		next.ServeHTTP(rec, r)
 		if rec.status >= 400 {
 			p.log.InfoContext(r.Context(), "logout refused", "status", rec.status, "answer", rec.body.String())
 			p.render(w, r, &pageView{page: pageLogoutRefused, status: http.StatusBadRequest, detail: oauthDescription(rec.body.Bytes())})
 			return
 		}
-		for k, v := range rec.header {
-			w.Header()[k] = v
-		}
 		if rec.status == http.StatusFound {
-			p.clearSessionCookie(w)
+			p.clearSessionCookie(rec)
 		}
-		if rec.status == 0 {
-			rec.status = http.StatusOK
-		}
-		w.WriteHeader(rec.status)
-		_, _ = w.Write(rec.body.Bytes())
+		rec.sendTo(w)
 	})
 }
 
@@ -214,26 +207,6 @@ func (p *Provider) postLogoutOrigins(r *http.Request) []string {
 		return []string{origin}
 	}
 	return nil
-}
-
-// logoutRecorder holds zitadel's end_session answer until endSession decides.
-type logoutRecorder struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (l *logoutRecorder) Header() http.Header { return l.header }
-func (l *logoutRecorder) WriteHeader(code int) {
-	if l.status == 0 {
-		l.status = code
-	}
-}
-func (l *logoutRecorder) Write(b []byte) (int, error) {
-	if l.status == 0 {
-		l.status = http.StatusOK
-	}
-	return l.body.Write(b)
 }
 
 // oauthDescription pulls error_description out of an OAuth error body.

@@ -1,7 +1,6 @@
 package op
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -83,38 +82,4 @@ func commitTokens(ctx context.Context, commit func(context.Context) error) error
 		c.err = commit(c.request)
 	}()
 	return nil
-}
-
-// heldAnswer keeps a whole answer (a token response is a few kilobytes) until
-// it may be sent.
-type heldAnswer struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (h *heldAnswer) Header() http.Header { return h.header }
-
-func (h *heldAnswer) WriteHeader(code int) {
-	if h.status == 0 {
-		h.status = code
-	}
-}
-
-func (h *heldAnswer) Write(b []byte) (int, error) {
-	if h.status == 0 {
-		h.status = http.StatusOK
-	}
-	return h.body.Write(b)
-}
-
-func (h *heldAnswer) sendTo(w http.ResponseWriter) {
-	for k, v := range h.header {
-		w.Header()[k] = v
-	}
-	if h.status == 0 {
-		h.status = http.StatusOK
-	}
-	w.WriteHeader(h.status)
-	_, _ = w.Write(h.body.Bytes())
 }
