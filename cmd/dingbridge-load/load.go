@@ -29,9 +29,9 @@ type result struct {
 	cpuPerOp    time.Duration
 	rssAnonPeak int64 // bytes
 	// loadCPUPerOp is this process's own CPU per successful operation (the
-	// client, and the fake DingTalk when it runs here), also when measured: on
-	// a machine the load shares with the provider, the provider's CPU per
-	// operation plus this is what one operation costs the machine.
+	// client, and the fake DingTalk when it runs here), taken with the
+	// provider's: on a machine the load shares with the provider, the two
+	// together are what one operation costs the machine.
 	loadCPUPerOp time.Duration
 }
 
