@@ -22,10 +22,10 @@ import (
 // came first.
 //
 // The overlap is for a machine with a CPU to spare while the commit waits for
-// the disk. With as many token requests in flight as the process has CPUs,
-// there is none (the other requests fill them), and the overlap would only add
-// a goroutine's hand-offs to each request: the commit then runs in line, as
-// zitadel calls it.
+// the disk. With as many token requests already in flight as the process has
+// CPUs, there is none (the other requests fill them), and the overlap would
+// only add a goroutine's hand-offs to each request: the commit then runs in
+// line, as zitadel calls it.
 
 type tokenCommitKey struct{}
 
